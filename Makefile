@@ -1,0 +1,42 @@
+# Two commands do all the set-up on a fresh machine: `make repro` and `make test`.
+VENV   ?= .venv
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+QUIET  := 2>&1 | { grep -v "is ignored" || true; }
+SHELL  := /bin/bash
+.SHELLFLAGS := -o pipefail -ec
+
+.PHONY: install repro test test-fast bench mlflow-ui clean-venv
+
+$(STAMP): requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -r requirements.txt $(QUIET)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . $(QUIET)
+	$(BIN)/python -c "import torch, torchvision, cv2, scrapy, dvc, mlflow, carremoval, crawlers"
+	touch $@
+
+install: $(STAMP)
+
+## Run the whole pipeline on the default parameters (the site snapshot, CPU-sized).
+repro: $(STAMP)
+	$(BIN)/dvc repro
+
+## Run the whole test suite, slow tests included.
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+## Only the fast tests.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
+## Speed and memory benchmarks with their baselines; writes metrics/bench.json.
+bench: $(STAMP)
+	$(BIN)/python -m carremoval.bench --out metrics/bench.json
+
+## MLflow UI on 127.0.0.1:5000 over the repo's tracking store.
+mlflow-ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+
+clean-venv:
+	rm -rf $(VENV)
