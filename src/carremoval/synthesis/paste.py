@@ -1,0 +1,125 @@
+"""Pasting a car cut-out: where and how big, flip, colour jitter, and compositing through its feathered alpha."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from carremoval.synthesis.sources import resize_premultiplied
+
+
+@dataclass(frozen=True)
+class JitterOptions:
+    """Largest colour change of the car: factors are drawn from [1 - x, 1 + x], hue from [-hue, hue] turns."""
+
+    brightness: float = 0.15
+    contrast: float = 0.15
+    saturation: float = 0.2
+    hue: float = 0.03
+
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The car's box on the canvas; it may stick out at the top (rows above 0 are cut off)."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @property
+    def bottom(self) -> int:
+        return self.top + self.height
+
+    def to_list(self) -> list[int]:
+        return [self.left, self.top, self.left + self.width, self.top + self.height]
+
+
+def place_car(
+    rng: np.random.Generator,
+    car_shape: tuple[int, int],
+    size: tuple[int, int],
+    scale: tuple[float, float],
+    max_width: float,
+    bottom: tuple[float, float],
+) -> tuple[Placement, float]:
+    """Draw the car's height (fraction of canvas height) and put its bottom edge in the `bottom` band.
+
+    The car keeps its aspect; it is shrunk when wider than `max_width` of the canvas. Returns the box and the
+    height fraction actually used.
+    """
+    canvas_h, canvas_w = size
+    car_h, car_w = car_shape
+    fraction = float(rng.uniform(*scale))
+    height = max(2, round(fraction * canvas_h))
+    width = max(2, round(height * car_w / car_h))
+    if width > max_width * canvas_w:
+        width = max(2, int(max_width * canvas_w))
+        height = max(2, round(width * car_h / car_w))
+    bottom_row = round(float(rng.uniform(*bottom)) * canvas_h)
+    left = int(rng.integers(0, max(1, canvas_w - width + 1)))
+    return Placement(left=left, top=bottom_row - height, width=width, height=height), height / canvas_h
+
+
+def draw_jitter(rng: np.random.Generator, options: JitterOptions) -> dict[str, float]:
+    return {
+        "brightness": float(rng.uniform(1 - options.brightness, 1 + options.brightness)),
+        "contrast": float(rng.uniform(1 - options.contrast, 1 + options.contrast)),
+        "saturation": float(rng.uniform(1 - options.saturation, 1 + options.saturation)),
+        "hue": float(rng.uniform(-options.hue, options.hue)),
+    }
+
+
+def jitter_colours(rgb: np.ndarray, weight: np.ndarray, jitter: dict[str, float]) -> np.ndarray:
+    """Brightness, contrast (about the car's mean), saturation and hue of float RGB in [0, 1]."""
+    out = rgb * jitter["brightness"]
+    mean = (out * weight[..., None]).sum(axis=(0, 1)) / max(float(weight.sum()), 1e-6)
+    out = (out - mean.mean()) * jitter["contrast"] + mean.mean()
+    grey = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    out = grey[..., None] + (out - grey[..., None]) * jitter["saturation"]
+    out = np.clip(out, 0.0, 1.0).astype(np.float32)
+    if jitter["hue"]:
+        hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)
+        hsv[..., 0] = np.mod(hsv[..., 0] + 360.0 * jitter["hue"], 360.0)
+        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    return out
+
+
+def scale_car(car: np.ndarray, placement: Placement, flip: bool, feather: float) -> tuple[np.ndarray, np.ndarray, int]:
+    """The uint8 RGBA cut-out at the placement's size: (straight RGB float in [0, 1], alpha in [0, 1], margin).
+
+    `feather` is the sigma (pixels) of a Gaussian softening of the alpha edge. The layers grow by `margin` pixels
+    on every side to hold the softened edge, whose colour is bled outward from the car so it has no dark fringe.
+    Alpha below 1/512 is zeroed so the car's footprint is exact.
+    """
+    rgba = resize_premultiplied(car.astype(np.float32) / 255.0, placement.width, placement.height)
+    if flip:
+        rgba = np.ascontiguousarray(rgba[:, ::-1])
+    rgb, alpha = rgba[..., :3], rgba[..., 3]
+    margin = int(np.ceil(3 * feather)) if feather > 0 else 0
+    if margin:
+        rgb = np.pad(rgb, ((margin, margin), (margin, margin), (0, 0)))
+        hard = np.pad(alpha, margin)
+        alpha = cv2.GaussianBlur(hard, (0, 0), feather)
+        spread = cv2.GaussianBlur(rgb * hard[..., None], (0, 0), feather) / np.maximum(alpha[..., None], 1e-6)
+        rgb = np.where(hard[..., None] > 0, rgb, np.clip(spread, 0.0, 1.0))
+    alpha = np.where(alpha < 1 / 512, 0.0, alpha).astype(np.float32)
+    return rgb.astype(np.float32), alpha, margin
+
+
+def to_canvas(layer: np.ndarray, top: int, left: int, size: tuple[int, int]) -> np.ndarray:
+    """A layer (HxW or HxWxC) with its top-left corner at (top, left) on a zero canvas of `size`, clipped."""
+    canvas = np.zeros(tuple(size) + layer.shape[2:], dtype=layer.dtype)
+    y0, x0 = max(0, top), max(0, left)
+    y1, x1 = min(size[0], top + layer.shape[0]), min(size[1], left + layer.shape[1])
+    if y1 > y0 and x1 > x0:
+        canvas[y0:y1, x0:x1] = layer[y0 - top : y1 - top, x0 - left : x1 - left]
+    return canvas
+
+
+def composite(background: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Over-composite canvas-sized car colour (float [0, 1]) with its alpha onto a float [0, 255] background."""
+    weight = alpha[..., None]
+    return background * (1.0 - weight) + rgb * 255.0 * weight
