@@ -1,0 +1,270 @@
+"""Car segmentation with torchvision DeepLabV3 (ResNet-101 or MobileNetV3), under an explicit weight policy.
+
+Weights (`weights` param):
+- "DEFAULT": torchvision's COCO_WITH_VOC_LABELS_V1 weights, from the torch hub cache when they are there, else
+  downloaded (a short network check first, so an offline machine fails in seconds, not minutes);
+- a path to a .pth state dict (loaded with torch.load(weights_only=True));
+- "none": no model.
+When no pretrained weights can be had, `CarSegmenter.from_params` raises SegmenterUnavailable; a model with
+random weights is never used to make masks.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import socket
+import urllib.parse
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import segmentation as tv_segmentation
+
+from carremoval.device import select_device
+from carremoval.masks import MaskCleaning, clean_mask
+from carremoval.params import resolve_path
+
+log = logging.getLogger(__name__)
+
+MODELS: dict[str, tuple[Callable[..., nn.Module], Any]] = {
+    "deeplabv3_resnet101": (
+        tv_segmentation.deeplabv3_resnet101,
+        tv_segmentation.DeepLabV3_ResNet101_Weights.COCO_WITH_VOC_LABELS_V1,
+    ),
+    "deeplabv3_mobilenet_v3_large": (
+        tv_segmentation.deeplabv3_mobilenet_v3_large,
+        tv_segmentation.DeepLabV3_MobileNet_V3_Large_Weights.COCO_WITH_VOC_LABELS_V1,
+    ),
+}
+HOW_TO_GIVE_WEIGHTS = (
+    "To use pretrained weights: on a machine with internet, run the stage once with weights: DEFAULT (torchvision "
+    "downloads them into the torch hub cache, $TORCH_HOME/hub/checkpoints/), or copy {file} there, or set "
+    "segment.weights to a local .pth state dict. Without them, set weights: none to use the annotation/alpha policy."
+)
+
+
+class SegmenterUnavailable(RuntimeError):
+    """No pretrained segmentation weights could be had; the message says what was tried and what to do."""
+
+
+@dataclass(frozen=True)
+class SegmenterConfig:
+    model: str = "deeplabv3_resnet101"
+    weights: str | None = "DEFAULT"           # DEFAULT | <path to .pth> | none
+    classes: tuple[str, ...] = ("car",)       # category names from the weights' metadata; add "bus" to include it
+    inference_size: int = 520                 # the shorter side the photo is resized to for the model
+    batch_size: int = 4
+    device: str = "auto"
+    threshold: float = 0.5                    # car probability above which a pixel is car
+    download_timeout: float = 20.0            # seconds, for the network check and each socket read
+    cleaning: MaskCleaning = field(default_factory=MaskCleaning)
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ValueError(f"segment.model must be one of {sorted(MODELS)}, got {self.model!r}")
+        if self.inference_size < 32 or self.batch_size < 1:
+            raise ValueError("segment: inference_size must be >= 32 and batch_size >= 1")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "SegmenterConfig":
+        """The segmenter's own keys of params['segment'] (others are ignored)."""
+        names = {"model", "weights", "inference_size", "batch_size", "device", "threshold", "download_timeout"}
+        values = {key: params[key] for key in names if key in params}
+        if "classes" in params:
+            values["classes"] = tuple(params["classes"])
+        values["cleaning"] = MaskCleaning.from_params(params.get("cleaning"))
+        return cls(**values)
+
+    @property
+    def weights_enum(self) -> Any:
+        return MODELS[self.model][1]
+
+
+def weights_mode(weights: str | None) -> str:
+    """'default', 'none' or 'path' for a `weights` param value."""
+    if weights is None or str(weights).strip().lower() in ("none", "null", ""):
+        return "none"
+    return "default" if str(weights).strip().upper() == "DEFAULT" else "path"
+
+
+def category_indices(categories: Sequence[str], classes: Sequence[str]) -> list[int]:
+    """Indices of the wanted class names in the weights' category list; a clear error for an unknown name."""
+    unknown = [name for name in classes if name not in categories]
+    if unknown or not classes:
+        raise ValueError(f"segment.classes {list(classes)}: unknown {unknown}; the weights know {list(categories)}")
+    return [list(categories).index(name) for name in classes]
+
+
+def cache_path(url: str) -> Path:
+    """Where torch.hub keeps a downloaded checkpoint ($TORCH_HOME/hub/checkpoints/<file name>)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urllib.parse.urlparse(url).path)
+
+
+def network_reachable(url: str, timeout: float) -> bool:
+    """True when the URL's host resolves and accepts a TCP connection within `timeout` seconds."""
+    parts = urllib.parse.urlparse(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+
+    def connect() -> None:
+        with socket.create_connection((parts.hostname, port), timeout=timeout):
+            pass
+
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        pool.submit(connect).result(timeout=timeout)
+        return True
+    except (OSError, concurrent.futures.TimeoutError):
+        return False
+    finally:
+        pool.shutdown(wait=False)
+
+
+def download_checkpoint(url: str, target: Path, timeout: float) -> None:
+    """torch.hub's download (hash-prefix checked, atomic) with a socket timeout."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    hash_prefix = torch.hub.HASH_REGEX.search(target.name)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:
+        torch.hub.download_url_to_file(url, str(target), hash_prefix=hash_prefix.group(1) if hash_prefix else None)
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+def default_state_dict(weights_enum: Any, timeout: float) -> tuple[dict[str, torch.Tensor], str]:
+    """torchvision's pretrained state dict from the hub cache, else downloaded; SegmenterUnavailable offline."""
+    url = weights_enum.url
+    cached = cache_path(url)
+    how = HOW_TO_GIVE_WEIGHTS.format(file=cached.name)
+    if not cached.exists():
+        if not network_reachable(url, timeout):
+            raise SegmenterUnavailable(
+                f"pretrained {weights_enum} weights are not in the torch hub cache ({cached}) and {url} "
+                f"cannot be reached (no network). {how}"
+            )
+        log.info("downloading %s to %s", url, cached)
+        try:
+            download_checkpoint(url, cached, timeout)
+        except (OSError, RuntimeError) as err:
+            raise SegmenterUnavailable(f"downloading {url} failed ({err}). {how}") from None
+    return load_state_dict_file(cached), f"torchvision {weights_enum} ({cached})"
+
+
+def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a .pth file (weights_only); a {'model'|'state_dict': ...} checkpoint is unwrapped."""
+    if not path.is_file():
+        raise SegmenterUnavailable(f"segment.weights: {path}: file not found")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for a bad or unsafe file
+        raise SegmenterUnavailable(f"segment.weights: {path}: not a loadable weights_only state dict ({err})") from None
+    for key in ("model", "state_dict"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
+            loaded = loaded[key]
+    if not isinstance(loaded, dict) or not all(isinstance(value, torch.Tensor) for value in loaded.values()):
+        raise SegmenterUnavailable(f"segment.weights: {path}: does not hold a state dict of tensors")
+    return loaded
+
+
+def build_model(name: str, state_dict: dict[str, torch.Tensor] | None = None, source: str = "") -> nn.Module:
+    """A DeepLabV3 with the COCO/VOC head (21 classes), random-init unless a state dict is given; never downloads."""
+    builder, weights_enum = MODELS[name]
+    aux = state_dict is not None and any(key.startswith("aux_classifier.") for key in state_dict)
+    model = builder(
+        weights=None, weights_backbone=None, num_classes=len(weights_enum.meta["categories"]), aux_loss=aux
+    )
+    if state_dict is not None:
+        try:
+            model.load_state_dict(state_dict, strict=True)
+        except RuntimeError as err:
+            first_line = str(err).splitlines()[0]
+            raise SegmenterUnavailable(f"{source}: not {name} weights ({first_line} ...)") from None
+    return model.eval()
+
+
+def load_pretrained(config: SegmenterConfig) -> tuple[nn.Module, str]:
+    """The model and a description of where its weights came from, per the weight policy."""
+    mode = weights_mode(config.weights)
+    if mode == "none":
+        raise SegmenterUnavailable("segment.weights is 'none': no segmentation model is used")
+    if mode == "default":
+        state_dict, source = default_state_dict(config.weights_enum, config.download_timeout)
+    else:
+        path = resolve_path(config.weights)
+        state_dict, source = load_state_dict_file(path), str(path)
+    return build_model(config.model, state_dict, source), source
+
+
+class CarSegmenter:
+    """Car probability maps and cleaned car masks for RGB photos of any size, batched, on the chosen device."""
+
+    def __init__(self, model: nn.Module, config: SegmenterConfig, weights_source: str = "") -> None:
+        self.config = config
+        self.weights_source = weights_source
+        self.device = select_device(config.device)
+        self.model = model.to(self.device).eval()
+        self.class_indices = category_indices(config.weights_enum.meta["categories"], config.classes)
+        self.preprocess = config.weights_enum.transforms(resize_size=config.inference_size)
+        self.amp = self.device.type == "cuda"
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> "CarSegmenter":
+        """A segmenter with pretrained weights per params['segment']; SegmenterUnavailable when there are none."""
+        config = SegmenterConfig.from_params(params)
+        model, source = load_pretrained(config)
+        return cls(model, config, source)
+
+    def probabilities(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per image, an HxW float32 map of P(car) (the chosen classes summed), at the image's own size."""
+        results: list[np.ndarray | None] = [None] * len(images)
+        for indices in self._batches(images):
+            maps = self._forward([images[i] for i in indices])
+            for index, prob in zip(indices, maps):
+                results[index] = prob
+        return results  # type: ignore[return-value]
+
+    def masks(self, images: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Per image, an HxW bool car mask: probability above the threshold, then cleaned."""
+        return [self.mask_from_probability(prob) for prob in self.probabilities(images)]
+
+    def mask_from_probability(self, probability: np.ndarray) -> np.ndarray:
+        return clean_mask(probability > self.config.threshold, self.config.cleaning)
+
+    def _batches(self, images: Sequence[np.ndarray]) -> list[list[int]]:
+        """Indices grouped by image size (so a batch needs no padding), in chunks of batch_size."""
+        by_shape: dict[tuple[int, int], list[int]] = defaultdict(list)
+        for index, image in enumerate(images):
+            if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+                raise ValueError(f"image {index}: expected HxWx3 uint8 RGB, got {image.shape} {image.dtype}")
+            by_shape[image.shape[:2]].append(index)
+        size = self.config.batch_size
+        return [group[start : start + size] for group in by_shape.values() for start in range(0, len(group), size)]
+
+    @torch.inference_mode()
+    def _forward(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        """One same-size batch: the weights' preprocessing, the model, softmax, back to the photo size."""
+        height, width = images[0].shape[:2]
+        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2)
+        inputs = self.preprocess(batch)
+        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp):
+            logits = self.model(inputs)["out"]
+        probs = torch.softmax(logits.float(), dim=1)[:, self.class_indices].sum(dim=1, keepdim=True)
+        probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
+        return list(probs.clamp_(0.0, 1.0)[:, 0].cpu().numpy().astype(np.float32))
+
+
+def optional_segmenter(params: dict[str, Any]) -> CarSegmenter | None:
+    """The pretrained segmenter, or None (logged loudly, with the reason) when the weight policy gives none."""
+    try:
+        segmenter = CarSegmenter.from_params(params)
+    except SegmenterUnavailable as err:
+        log.warning("no pretrained segmenter: %s", err)
+        return None
+    log.info("segmenter: %s with %s on %s", segmenter.config.model, segmenter.weights_source, segmenter.device)
+    return segmenter
