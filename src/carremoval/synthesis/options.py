@@ -16,12 +16,13 @@ NESTED = {"jitter": JitterOptions, "shadow": ShadowOptions, "weather": WeatherOp
 class RenderOptions:
     """`scale`: car height as a fraction of the canvas height; `max_width`: widest car, fraction of the canvas
     width; `bottom`: band (fractions of the canvas height, from the top) where the car's bottom edge lands;
-    `flip`: chance of a mirror image; `edge_feather`: alpha edge softening, sigma in pixels; `harmonize`:
+    `perspective`: how much smaller a car is at the band's top edge than at its bottom; `flip`: chance of a mirror image; `edge_feather`: alpha edge softening, sigma in pixels; `harmonize`:
     strength of the LAB mean/std transfer toward the background; `mask_dilation`: pixels the hole grows by."""
 
     scale: tuple[float, float] = (0.23, 0.6)
     max_width: float = 0.73
     bottom: tuple[float, float] = (0.72, 0.98)
+    perspective: float = 0.4
     flip: float = 0.5
     edge_feather: float = 0.7
     harmonize: float = 0.35
@@ -34,7 +35,7 @@ class RenderOptions:
         _check_range("scale", self.scale, 0.0, 1.0, open_low=True)
         _check_range("bottom", self.bottom, 0.0, 1.0)
         _check_range("shadow.opacity", self.shadow.opacity, 0.0, 1.0)
-        for name in ("max_width", "flip", "harmonize"):
+        for name in ("max_width", "perspective", "flip", "harmonize"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.edge_feather < 0 or self.mask_dilation < 0:

@@ -44,23 +44,26 @@ def place_car(
     scale: tuple[float, float],
     max_width: float,
     bottom: tuple[float, float],
+    perspective: float,
 ) -> tuple[Placement, float]:
     """Draw the car's height (fraction of canvas height) and put its bottom edge in the `bottom` band.
 
-    The car keeps its aspect; it is shrunk when wider than `max_width` of the canvas. Returns the box and the
-    height fraction actually used.
+    A car standing higher in the band is further away: its height shrinks by up to `perspective` (at the band's
+    top edge). The car keeps its aspect and is shrunk when wider than `max_width` of the canvas. Returns the box
+    and the height fraction actually used.
     """
     canvas_h, canvas_w = size
     car_h, car_w = car_shape
     fraction = float(rng.uniform(*scale))
-    height = max(2, round(fraction * canvas_h))
+    ground = float(rng.uniform(*bottom))
+    depth = (ground - bottom[0]) / (bottom[1] - bottom[0]) if bottom[1] > bottom[0] else 1.0
+    height = max(2, round(fraction * (1.0 - perspective * (1.0 - depth)) * canvas_h))
     width = max(2, round(height * car_w / car_h))
     if width > max_width * canvas_w:
         width = max(2, int(max_width * canvas_w))
         height = max(2, round(width * car_h / car_w))
-    bottom_row = round(float(rng.uniform(*bottom)) * canvas_h)
     left = int(rng.integers(0, max(1, canvas_w - width + 1)))
-    return Placement(left=left, top=bottom_row - height, width=width, height=height), height / canvas_h
+    return Placement(left=left, top=round(ground * canvas_h) - height, width=width, height=height), height / canvas_h
 
 
 def draw_jitter(rng: np.random.Generator, options: JitterOptions) -> dict[str, float]:

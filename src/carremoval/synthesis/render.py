@@ -98,6 +98,13 @@ class PairRenderer:
         car.setflags(write=False)
         return car
 
+    def preload(self) -> None:
+        """Read every background and cut-out into the cache now (when the cache is big enough to hold them)."""
+        for number in range(min(len(self.backgrounds), self.cache_size)):
+            self._background(number)
+        for number in range(min(len(self.cutouts), self.cache_size)):
+            self._cutout(number)
+
     def render(self, epoch: int, index: int) -> Pair:
         """The pair number `index` of `epoch`; the same arguments always give the same pixels."""
         if epoch < 0 or index < 0:
@@ -108,7 +115,9 @@ class PairRenderer:
         cutout_number = int(rng.integers(len(self.cutouts)))
         background = self._background(background_number)
         car = self._cutout(cutout_number)
-        placement, scale = place_car(rng, car.shape[:2], self._size, options.scale, options.max_width, options.bottom)
+        placement, scale = place_car(
+            rng, car.shape[:2], self._size, options.scale, options.max_width, options.bottom, options.perspective
+        )
         flip = bool(rng.random() < options.flip)
         jitter = draw_jitter(rng, options.jitter)
         has_shadow = bool(rng.random() < options.shadow.p)
