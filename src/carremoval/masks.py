@@ -28,7 +28,10 @@ class MaskCleaning:
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> "MaskCleaning":
-        return cls(**(params or {}))
+        try:
+            return cls(**(params or {}))
+        except TypeError as err:
+            raise ValueError(f"segment.cleaning: {err}") from None
 
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
