@@ -18,7 +18,9 @@ import numpy as np
 from carremoval.io import InputError, read_json, write_json
 from carremoval.synthesis.harmonize import context_box, harmonize
 from carremoval.synthesis.options import RenderOptions
-from carremoval.synthesis.paste import composite, draw_jitter, jitter_colours, place_car, scale_car, to_canvas
+from carremoval.synthesis.paste import (
+    Placement, composite, draw_jitter, jitter_colours, place_car, scale_car, to_canvas,
+)
 from carremoval.synthesis.shadow import contact_shadow
 from carremoval.synthesis.sources import Source, cutout_max_height, load_background, load_cutout
 from carremoval.synthesis.weather import Weather
@@ -39,6 +41,20 @@ class Pair:
     shadow: np.ndarray
 
 
+@dataclass(frozen=True)
+class Draws:
+    """The random choices behind one pair (indices into the renderer's source lists)."""
+
+    background: int
+    cutout: int
+    placement: Placement
+    scale: float
+    flip: bool
+    jitter: dict[str, float]
+    shadow_opacity: float | None
+    weather_seed: int
+
+
 class PairRenderer:
     """Renders training pairs from backgrounds and car cut-outs; deterministic in (seed, stream, epoch, index)."""
 
@@ -52,7 +68,7 @@ class PairRenderer:
         seed: int = 0,
         pairs_per_epoch: int = 1000,
         stream: str = "train",
-        cache_size: int = 4096,
+        cache_size: int = 512,
     ):
         if not backgrounds or not cutouts:
             raise InputError(f"pair renderer ({stream}): needs at least one background and one cut-out")
@@ -109,67 +125,76 @@ class PairRenderer:
         """The pair number `index` of `epoch`; the same arguments always give the same pixels."""
         if epoch < 0 or index < 0:
             raise ValueError(f"epoch and index must be >= 0, got epoch={epoch}, index={index}")
-        rng = np.random.default_rng(np.random.SeedSequence([self.seed, self._stream_code, epoch, index]))
+        draws = self._draw(np.random.default_rng(np.random.SeedSequence([self.seed, self._stream_code, epoch, index])))
+        background = self._background(draws.background)
+        pasted, car_area, shadow_area = self._paste(background, self._cutout(draws.cutout), draws)
+        hole = car_area | shadow_area if self.options.shadow.in_mask else car_area
+        if self.options.mask_dilation:
+            hole = cv2.dilate(hole.astype(np.uint8), self._dilation).astype(bool)
+        x, y, weather = self._weather.apply(pasted, background, draws.weather_seed)
+        # Weather that mixes neighbourhoods (fog's blur) would carry car pixels outside the hole: X keeps its own
+        # pixels only where it may differ from Y, so X == Y everywhere else, exactly.
+        x = np.where((hole | shadow_area)[..., None], x, y)
+        recipe = self._recipe(epoch, index, draws, weather, hole)
+        return Pair(input=x, target=y, mask=hole, recipe=recipe, shadow=shadow_area)
+
+    def _draw(self, rng: np.random.Generator) -> Draws:
+        """Every random choice of one pair, always drawn in the same order."""
         options = self.options
-        background_number = int(rng.integers(len(self.backgrounds)))
-        cutout_number = int(rng.integers(len(self.cutouts)))
-        background = self._background(background_number)
-        car = self._cutout(cutout_number)
+        background = int(rng.integers(len(self.backgrounds)))
+        cutout = int(rng.integers(len(self.cutouts)))
         placement, scale = place_car(
-            rng, car.shape[:2], self._size, options.scale, options.max_width, options.bottom, options.perspective
+            rng, self._cutout(cutout).shape[:2], self._size, options.scale, options.max_width, options.bottom,
+            options.perspective,
         )
         flip = bool(rng.random() < options.flip)
         jitter = draw_jitter(rng, options.jitter)
         has_shadow = bool(rng.random() < options.shadow.p)
-        shadow_opacity = float(rng.uniform(*options.shadow.opacity))
-        weather_seed = int(rng.integers(2**63 - 1))
+        opacity = float(rng.uniform(*options.shadow.opacity))
+        return Draws(background, cutout, placement, scale, flip, jitter, opacity if has_shadow else None,
+                     int(rng.integers(2**63 - 1)))
 
-        box = placement.to_list()
-        rgb, alpha, margin = scale_car(car, placement, flip, options.edge_feather)
-        rgb = jitter_colours(rgb, alpha, jitter)
+    def _paste(self, background: np.ndarray, car: np.ndarray, draws: Draws) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(X before weather, the car's footprint, the shadow's footprint); X equals `background` elsewhere."""
+        placement, box = draws.placement, draws.placement.to_list()
+        rgb, alpha, margin = scale_car(car, placement, draws.flip, self.options.edge_feather)
+        rgb = jitter_colours(rgb, alpha, draws.jitter)
         rows, cols = context_box(box, self._size)
-        rgb = harmonize(rgb, alpha, background[rows, cols].astype(np.float32) / 255.0, options.harmonize)
+        rgb = harmonize(rgb, alpha, background[rows, cols].astype(np.float32) / 255.0, self.options.harmonize)
         car_alpha = to_canvas(alpha, placement.top - margin, placement.left - margin, self._size)
         car_rgb = to_canvas(rgb, placement.top - margin, placement.left - margin, self._size)
-        shadow = contact_shadow(self._size, box, options.shadow, shadow_opacity) if has_shadow else None
-
         ground = background.astype(np.float32)
-        if shadow is not None:
-            ground = ground * (1.0 - shadow[..., None])
+        shadow_area = np.zeros(self._size, bool)
+        if draws.shadow_opacity is not None:
+            shadow = contact_shadow(self._size, box, self.options.shadow, draws.shadow_opacity)
+            ground *= 1.0 - shadow[..., None]
+            shadow_area = shadow > 0
         pasted = np.clip(np.rint(composite(ground, car_rgb, car_alpha)), 0, 255).astype(np.uint8)
         car_area = car_alpha > 0
-        shadow_area = shadow > 0 if shadow is not None else np.zeros(self._size, bool)
-        pasted = np.where((car_area | shadow_area)[..., None], pasted, background)
+        return np.where((car_area | shadow_area)[..., None], pasted, background), car_area, shadow_area
 
-        hole = car_area | shadow_area if options.shadow.in_mask else car_area
-        if options.mask_dilation:
-            hole = cv2.dilate(hole.astype(np.uint8), self._dilation).astype(bool)
-        differs = hole | shadow_area
-        x, y, weather = self._weather.apply(pasted, background, weather_seed)
-        # Weather that mixes neighbourhoods (fog's blur) would carry car pixels outside the hole: X keeps its own
-        # pixels only where it may differ from Y, so X == Y everywhere else, exactly.
-        x = np.where(differs[..., None], x, y)
-
-        recipe = {
+    def _recipe(self, epoch: int, index: int, draws: Draws, weather: list[dict], hole: np.ndarray) -> dict[str, Any]:
+        background, cutout = self.backgrounds[draws.background], self.cutouts[draws.cutout]
+        shadow = draws.shadow_opacity
+        return {
             "stream": self.stream,
             "seed": self.seed,
             "epoch": int(epoch),
             "index": int(index),
-            "background": self.backgrounds[background_number].id,
-            "background_group": self.backgrounds[background_number].group,
-            "cutout": self.cutouts[cutout_number].id,
-            "cutout_group": self.cutouts[cutout_number].group,
-            "scale": round(scale, 6),
-            "box": box,
-            "flip": flip,
-            "jitter": {key: round(value, 6) for key, value in jitter.items()},
-            "harmonize": options.harmonize,
-            "shadow": {"opacity": round(shadow_opacity, 6), "in_mask": options.shadow.in_mask} if has_shadow else None,
-            "weather_seed": weather_seed,
+            "background": background.id,
+            "background_group": background.group,
+            "cutout": cutout.id,
+            "cutout_group": cutout.group,
+            "scale": round(draws.scale, 6),
+            "box": draws.placement.to_list(),
+            "flip": draws.flip,
+            "jitter": {key: round(value, 6) for key, value in draws.jitter.items()},
+            "harmonize": self.options.harmonize,
+            "shadow": None if shadow is None else {"opacity": round(shadow, 6), "in_mask": self.options.shadow.in_mask},
+            "weather_seed": draws.weather_seed,
             "weather": weather,
             "hole_fraction": round(float(hole.mean()), 6),
         }
-        return Pair(input=x, target=y, mask=hole, recipe=recipe, shadow=shadow_area)
 
     def recipe(self, folder: str | os.PathLike) -> dict[str, Any]:
         """Everything needed to rebuild this renderer; source paths are written relative to `folder`."""
