@@ -1,6 +1,7 @@
 """Run one source's crawl from params.yaml and assemble its output: what stages/crawl.py calls."""
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -87,13 +88,13 @@ def fingerprint(source: str, params: dict[str, Any], root: Path) -> dict[str, An
     """What a crawl's result depends on; a state made with anything else is not resumed."""
     crawl = source_params(params, source)
     snapshot = snapshot_dir(params, root)
-    return {
+    return copy.deepcopy({
         "source": source,
         "snapshot": None if snapshot is None else str(snapshot),
         "http": crawl["http"],
         "images": crawl["images"],
         "spider": crawl[source],
-    }
+    })
 
 
 def run_spider(source: str, params: dict[str, Any], settings: Settings) -> dict[str, Any]:

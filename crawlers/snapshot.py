@@ -105,8 +105,9 @@ class SnapshotDownloadHandler(BaseDownloadHandler):
 
     It sits where Scrapy's HTTP handler sits, so robots.txt, delays, AutoThrottle, retries and pipelines
     all run as they do live. It enforces DOWNLOAD_MAXSIZE like the HTTP handler (DownloadCancelledError),
-    and, when SNAPSHOT_ACCESS_LOG names a file, appends "<unix time>\\t<status>\\t<url>" for every request
-    it answers: the snapshot's own record of what the crawler asked for.
+    and sets `download_latency` for AutoThrottle as they do. When SNAPSHOT_ACCESS_LOG names a file, it appends
+    "<unix time>\\t<status>\\t<url>" for every request it answers (status 0: cancelled for its size): the
+    snapshot's own record of what the crawler asked for.
     """
 
     lazy = False
@@ -119,6 +120,12 @@ class SnapshotDownloadHandler(BaseDownloadHandler):
         self.access_log = open(access_log, "a", encoding="utf-8") if access_log else None
 
     async def download_request(self, request: Request) -> Response:
+        start = time.monotonic()
+        response = await self._answer(request)
+        request.meta["download_latency"] = time.monotonic() - start   # as the HTTP handlers do; AutoThrottle reads it
+        return response
+
+    async def _answer(self, request: Request) -> Response:
         path = snapshot_file(request.url, self.root)
         if path is None:
             self._log_access(request, 404)
