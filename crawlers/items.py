@@ -11,27 +11,28 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
+class LoggedRecord:
+    """A record that goes to the crawl log as one JSON object."""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
-class PageRecord:
+class PageRecord(LoggedRecord):
     url: str
     page_type: str                                   # listing, post, index, brand, model, gallery, article
     reason: str | None = None                        # None = fetched and parsed
     links: dict[str, int] = field(default_factory=dict)  # what the page links, e.g. {"post": 4, "next": 1}
     type: str = "page"
 
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
 
 @dataclass
-class ImageLink:
+class ImageLink(LoggedRecord):
     url: str
     page_url: str
     fields: dict[str, Any] = field(default_factory=dict)
     type: str = "link"
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -41,7 +42,7 @@ class ImageDownload:
 
 
 @dataclass
-class ImageRecord:
+class ImageRecord(LoggedRecord):
     url: str
     reason: str | None = None                        # None = kept
     sha256: str | None = None
@@ -49,9 +50,3 @@ class ImageRecord:
     width: int = 0
     height: int = 0
     type: str = "image"
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-LoggedRecord = PageRecord | ImageLink | ImageRecord

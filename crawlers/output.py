@@ -111,7 +111,9 @@ def write_output(records: list[dict[str, Any]], source: str, state: CrawlState, 
         for row in rows:
             stored = state.image_path(row["sha256"], row["path"].rsplit(".", 1)[1])
             if not stored.exists() or sha256_file(stored) != row["sha256"]:
-                raise InputError(f"{stored}: missing or damaged in the crawl state; delete {state.root} and crawl again")
+                raise InputError(
+                    f"{stored}: missing or damaged in the crawl state; delete {state.root} and crawl again"
+                )
             shutil.copyfile(stored, tmp / row["path"])
         write_jsonl(tmp / "manifest.jsonl", rows)
     return rows

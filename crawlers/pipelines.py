@@ -8,7 +8,7 @@ from typing import Any, TextIO
 
 from scrapy.crawler import Crawler
 
-from crawlers.items import ImageDownload, ImageLink, ImageRecord, PageRecord
+from crawlers.items import ImageDownload, ImageRecord, LoggedRecord
 from crawlers.state import CrawlState
 from crawlers.validation import ImageLimits, check_image
 
@@ -76,7 +76,7 @@ class CrawlLogPipeline:
             self.log.close()
 
     def process_item(self, item: Any) -> Any:
-        if isinstance(item, (PageRecord, ImageLink, ImageRecord)) and self.log is not None:
+        if isinstance(item, LoggedRecord) and self.log is not None:
             self.log.write(json.dumps(item.to_json(), sort_keys=True, ensure_ascii=False) + "\n")
             self.log.flush()
         return item

@@ -169,7 +169,9 @@ def write_frame(frame: Frame, video_id: str, url: str, out_dir: Path, quality: i
     }
 
 
-def extract_frames(url: str, path: Path, sampling: Sampling, out_dir: Path) -> tuple[list[dict[str, Any]], Counter[str]]:
+def extract_frames(
+    url: str, path: Path, sampling: Sampling, out_dir: Path
+) -> tuple[list[dict[str, Any]], Counter[str]]:
     """Sample one video into out_dir/frames/; (manifest rows, counts)."""
     video_id = watch_video_id(url)
     counts: Counter[str] = Counter()

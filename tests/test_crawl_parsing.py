@@ -36,21 +36,22 @@ def parse(method: Callable, sites: Path, url: str, **meta: Any) -> tuple[list, l
 def test_oir_listing_yields_posts_and_the_next_page(sites: Path, expected_crawl: dict) -> None:
     spider = OirMobiSpider()
     pages, links, requests = parse(spider.parse_listing, sites, "https://oir.mobi/priroda/",
-                                   category="priroda", listing_page=1)
+                                   category="priroda")
     assert pages[0].links == {"post": 4, "next": 1} and pages[0].reason is None
     assert not links
     posts = [r.url for r in requests if r.meta["page_type"] == "post"]
     listings = [r.url for r in requests if r.meta["page_type"] == "listing"]
     assert set(posts) <= set(expected_crawl["oir.mobi"]["post_pages"]) and len(posts) == 4
     assert listings == ["https://oir.mobi/priroda/page/2/"]
-    assert requests[-1].meta["listing_page"] == 2
-    _, _, last = parse(spider.parse_listing, sites, "https://oir.mobi/priroda/page/2/", category="priroda", listing_page=2)
+    assert requests[-1].meta["page_number"] == 2 and requests[-1].meta["category"] == "priroda"
+    _, _, last = parse(spider.parse_listing, sites, "https://oir.mobi/priroda/page/2/",
+                       category="priroda", page_number=2)
     assert all(r.meta["page_type"] == "post" for r in last) and len(last) == 2
 
 
 def test_oir_listing_page_limit_stops_pagination(sites: Path) -> None:
     spider = OirMobiSpider(max_listing_pages=1)
-    _, _, requests = parse(spider.parse_listing, sites, "https://oir.mobi/priroda/", category="priroda", listing_page=1)
+    _, _, requests = parse(spider.parse_listing, sites, "https://oir.mobi/priroda/", category="priroda")
     assert [r.meta["page_type"] for r in requests] == ["post"] * 4
 
 
@@ -71,7 +72,8 @@ def test_oir_post_collects_only_full_images_from_data_src(sites: Path, expected_
 
 
 def test_oir_post_takes_its_categories_from_the_post_page(sites: Path) -> None:
-    _, links, _ = parse(OirMobiSpider().parse_post, sites, "https://oir.mobi/1128-doroga-v-gory.html", category="priroda")
+    post = "https://oir.mobi/1128-doroga-v-gory.html"
+    _, links, _ = parse(OirMobiSpider().parse_post, sites, post, category="priroda")
     assert {link.fields["category"] for link in links} == {"dorogi"}
     assert links[0].fields["categories"] == ["dorogi", "priroda"]
     assert links[0].fields["post_title"] == "Дорога в горы (4 фото)"
@@ -111,7 +113,7 @@ def test_motorpage_galleries_give_full_size_photos_and_follow_pagination(sites: 
     spider = MotorpageSpider()
     photos: list[str] = []
     for gallery in expected_crawl["www.motorpage.ru"]["gallery_pages"]:
-        pages, links, requests = parse(spider.parse_gallery, sites, gallery, gallery_page=1)
+        pages, links, requests = parse(spider.parse_gallery, sites, gallery)
         assert pages[0].links["photo"] == len(links)
         assert all("/Photos/800/" in link.url for link in links)
         photos += [link.url for link in links]
@@ -119,10 +121,10 @@ def test_motorpage_galleries_give_full_size_photos_and_follow_pagination(sites: 
         assert next_pages == (["https://www.motorpage.ru/Kia/Rio/IV/photos/2/"]
                               if gallery == "https://www.motorpage.ru/Kia/Rio/IV/photos/" else [])
     assert sorted(photos) == sorted(expected_crawl["www.motorpage.ru"]["photo_links"]) and len(photos) == 31
-    _, links, _ = parse(spider.parse_gallery, sites, "https://www.motorpage.ru/Kia/Rio/IV/photos/2/", gallery_page=2)
+    _, links, _ = parse(spider.parse_gallery, sites, "https://www.motorpage.ru/Kia/Rio/IV/photos/2/", page_number=2)
     assert {tuple(link.fields.values()) for link in links} == {("Kia", "Rio", "IV")}
     _, _, limited = parse(MotorpageSpider(max_gallery_pages=1).parse_gallery, sites,
-                          "https://www.motorpage.ru/Kia/Rio/IV/photos/", gallery_page=1)
+                          "https://www.motorpage.ru/Kia/Rio/IV/photos/")
     assert all(r.meta["kind"] == "image" for r in limited)
 
 
@@ -136,6 +138,6 @@ def test_motorpage_article_photos_would_be_collected_if_robots_allowed(sites: Pa
 @pytest.mark.parametrize("max_items", [0, 3])
 def test_max_items_caps_image_requests_but_keeps_the_links(sites: Path, max_items: int) -> None:
     spider = MotorpageSpider(max_items=max_items)
-    _, links, requests = parse(spider.parse_gallery, sites, "https://www.motorpage.ru/Kia/Rio/IV/photos/", gallery_page=1)
+    _, links, requests = parse(spider.parse_gallery, sites, "https://www.motorpage.ru/Kia/Rio/IV/photos/")
     images = [r for r in requests if r.meta["kind"] == "image"]
     assert len(links) == 6 and len(images) == (max_items or 6)

@@ -75,7 +75,8 @@ def test_handler_serves_files_with_content_type_by_extension_and_404s(sites: Pat
     assert page.body == (sites / "oir.mobi/priroda/index.html").read_bytes()
     trap = download(handler, "https://oir.mobi/uploads/posts/2023-06/1685703900_3-oir_mobi-p-zagorodnye-dorogi-3.jpg")
     assert trap.status == 200 and trap.headers["Content-Type"] == b"image/jpeg"   # HTML served as a .jpg
-    assert download(handler, "https://www.youtube.com/watch?v=stAtRoad001").headers["Content-Type"] == b"application/json"
+    info = download(handler, "https://www.youtube.com/watch?v=stAtRoad001")
+    assert info.headers["Content-Type"] == b"application/json"
     missing = download(handler, "http://cdn.motorpage.ru/Photos/800/5585FDAE0B.jpg")
     assert missing.status == 404
     asyncio.run(handler.close())

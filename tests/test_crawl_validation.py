@@ -119,12 +119,12 @@ def test_malformed_pages_are_recorded_with_a_reason_not_a_crash(body: bytes) -> 
     oir = OirMobiSpider()
     motorpage = MotorpageSpider()
     parsers = [
-        (oir.parse_listing, "https://oir.mobi/priroda/", {"category": "priroda", "listing_page": 1}),
+        (oir.parse_listing, "https://oir.mobi/priroda/", {"category": "priroda"}),
         (oir.parse_post, "https://oir.mobi/1152-les-i-derevja.html", {"category": "priroda"}),
         (motorpage.parse_index, "https://www.motorpage.ru/select-auto/by-mark.html", {}),
         (motorpage.parse_brand, "https://www.motorpage.ru/Audi", {}),
         (motorpage.parse_model, "https://www.motorpage.ru/Kia/Rio/last/", {}),
-        (motorpage.parse_gallery, "https://www.motorpage.ru/Kia/Rio/IV/photos/", {"gallery_page": 1}),
+        (motorpage.parse_gallery, "https://www.motorpage.ru/Kia/Rio/IV/photos/", {}),
     ]
     for parse, url, meta in parsers:
         output = list(parse(page(url, body, **meta)))

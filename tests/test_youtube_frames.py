@@ -90,7 +90,8 @@ def test_stage_on_the_snapshot_videos(tmp_path: Path, sites: Path, expected_craw
     assert [(r["video_id"], r["time"]) for r in rows] == sorted((r["video_id"], r["time"]) for r in rows)
     for row in rows:
         assert set(row) >= {"video_id", "time", "phash", "path", "sha256", "width", "height", "source"}
-        assert row["source"] == "youtube" and row["path"] == f"frames/{row['video_id']}_{round(row['time'] * 1000):08d}.jpg"
+        assert row["source"] == "youtube"
+        assert row["path"] == f"frames/{row['video_id']}_{round(row['time'] * 1000):08d}.jpg"
         assert sha256_file(out / row["path"]) == row["sha256"]
         video = videos[row["video_id"]]
         assert (row["width"], row["height"]) == (video["width"], video["height"])

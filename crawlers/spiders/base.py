@@ -1,6 +1,7 @@
 """What both image spiders share: typed page and image requests, the failure path, the image budget."""
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable, Iterator
 
@@ -39,9 +40,26 @@ def failure_reason(failure: Failure) -> str:
     return "download_error"
 
 
-def page_problem(response: Response) -> str | None:
-    """`not_html` when a page request got something that is not text (say, an image)."""
-    return None if isinstance(response, TextResponse) else "not_html"
+def html_page(page_type: str) -> Callable[[Callable[..., Iterator[Any]]], Callable[..., Iterator[Any]]]:
+    """Decorates the parse method of one page type: a response that is not text (say, an image where a page
+    was expected) ends as PageRecord(reason="not_html") instead of reaching the parser."""
+
+    def decorate(parse: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+        @functools.wraps(parse)
+        def parse_html(self: ImageSpider, response: Response) -> Iterator[Any]:
+            if not isinstance(response, TextResponse):
+                yield PageRecord(url=response.url, page_type=page_type, reason="not_html")
+                return
+            yield from parse(self, response)
+
+        return parse_html
+
+    return decorate
+
+
+def page_record(response: Response, page_type: str, found: bool, **links: int) -> PageRecord:
+    """What a page linked; `no_content` when none of what this page type should have was found."""
+    return PageRecord(url=response.url, page_type=page_type, reason=None if found else "no_content", links=links)
 
 
 class ImageSpider(Spider):
@@ -63,6 +81,21 @@ class ImageSpider(Spider):
             errback=self.request_failed,
             meta={"kind": "page", "page_type": page_type, **(meta or {})},
         )
+
+    def follow_next(
+        self,
+        response: Response,
+        href: str | None,
+        callback: Callable,
+        page_type: str,
+        limit: int,
+        meta: dict[str, Any] | None = None,
+    ) -> Iterator[Request]:
+        """The next page of a paginated listing, unless there is none or `limit` pages are done (0 = no limit)."""
+        number = response.meta.get("page_number", 1)
+        if href is not None and (not limit or number < limit):
+            meta = {**(meta or {}), "page_number": number + 1}
+            yield self.page_request(response.urljoin(href), callback, page_type, meta)
 
     def follow_image(self, response: Response, href: str, fields: dict[str, Any]) -> Iterator[ImageLink | Request]:
         request = Request(

@@ -17,7 +17,7 @@ from scrapy import Request
 from scrapy.http import Response
 
 from crawlers.items import ImageLink, PageRecord
-from crawlers.spiders.base import ImageSpider, as_list, page_problem
+from crawlers.spiders.base import ImageSpider, as_list, html_page, page_record
 
 logger = logging.getLogger(__name__)
 
@@ -62,39 +62,28 @@ class MotorpageSpider(ImageSpider):
     async def start(self) -> Any:
         yield self.page_request(self.index_url, self.parse_index, "index")
 
+    @html_page("index")
     def parse_index(self, response: Response) -> Iterator[PageRecord | Request]:
         """The brand index: one `ul.marks li a` per brand; the brands in params are followed."""
-        if problem := page_problem(response):
-            yield PageRecord(url=response.url, page_type="index", reason=problem)
-            return
-        found = {path_of(response.urljoin(href)).strip("/"): response.urljoin(href)
-                 for href in response.css("ul.marks li a::attr(href)").getall()}
-        yield PageRecord(
-            url=response.url, page_type="index", reason=None if found else "no_content", links={"brand": len(found)}
-        )
+        urls = [response.urljoin(href) for href in response.css("ul.marks li a::attr(href)").getall()]
+        found = {path_of(url).strip("/"): url for url in urls}
+        yield page_record(response, "index", bool(found), brand=len(found))
         for brand in self.brands:
             if brand in found:
                 yield self.page_request(found[brand], self.parse_brand, "brand")
             else:
                 logger.warning("brand %r is not on the brand index %s", brand, response.url)
 
+    @html_page("brand")
     def parse_brand(self, response: Response) -> Iterator[PageRecord | Request]:
         """A brand page: its current models (`/<Brand>/<Model>/last/`) and the magazine pages it links."""
-        if problem := page_problem(response):
-            yield PageRecord(url=response.url, page_type="brand", reason=problem)
-            return
         models = [response.urljoin(href) for href in response.css("ul.models a::attr(href)").getall()]
         models = [url for url in models if MODEL_PATH.match(path_of(url))]
         if self.max_models_per_brand:
             models = models[: self.max_models_per_brand]
-        magazine = sorted({response.urljoin(href) for href in response.css("a::attr(href)").getall()
-                           if path_of(response.urljoin(href)).startswith(MAGAZINE_PREFIX)})
-        yield PageRecord(
-            url=response.url,
-            page_type="brand",
-            reason=None if models else "no_content",
-            links={"model": len(models), "magazine": len(magazine)},
-        )
+        links = {response.urljoin(href) for href in response.css("a::attr(href)").getall()}
+        magazine = sorted(url for url in links if path_of(url).startswith(MAGAZINE_PREFIX))
+        yield page_record(response, "brand", bool(models), model=len(models), magazine=len(magazine))
         for url in models:
             yield self.page_request(url, self.parse_model, "model")
         if self.follow_magazine:
@@ -102,54 +91,42 @@ class MotorpageSpider(ImageSpider):
             for url in magazine:
                 yield self.page_request(url, self.parse_article, "article", {"brand": brand})
 
+    @html_page("model")
     def parse_model(self, response: Response) -> Iterator[PageRecord | ImageLink | Request]:
         """A model page: the main photo (`img[itemprop=image]`) and the gallery link (`a.gallery-link`)."""
-        if problem := page_problem(response):
-            yield PageRecord(url=response.url, page_type="model", reason=problem)
-            return
         main_photo = response.css("img[itemprop=image]::attr(src)").get()
         gallery_href = response.css("a.gallery-link::attr(href)").get()
-        yield PageRecord(
-            url=response.url,
-            page_type="model",
-            reason=None if main_photo or gallery_href else "no_content",
-            links={"main_photo": int(main_photo is not None), "gallery": int(gallery_href is not None)},
+        yield page_record(
+            response, "model", bool(main_photo or gallery_href),
+            main_photo=int(main_photo is not None), gallery=int(gallery_href is not None),
         )
         gallery_url = response.urljoin(gallery_href) if gallery_href else None
-        fields = labels(GALLERY_PATH.match(path_of(gallery_url)) if gallery_url else MODEL_PATH.match(path_of(response.url)))
+        if gallery_url:
+            fields = labels(GALLERY_PATH.match(path_of(gallery_url)))
+        else:
+            fields = labels(MODEL_PATH.match(path_of(response.url)))
         if main_photo:
             yield from self.follow_image(response, main_photo, fields)
         if gallery_url:
-            yield self.page_request(gallery_url, self.parse_gallery, "gallery", {"gallery_page": 1})
+            yield self.page_request(gallery_url, self.parse_gallery, "gallery")
 
+    @html_page("gallery")
     def parse_gallery(self, response: Response) -> Iterator[PageRecord | ImageLink | Request]:
         """A gallery page: the full-size `a.photo` links, then `a.next` up to max_gallery_pages."""
-        if problem := page_problem(response):
-            yield PageRecord(url=response.url, page_type="gallery", reason=problem)
-            return
         photos = response.css("div.photos a.photo::attr(href)").getall()
         next_href = response.css("ul.pager a.next::attr(href)").get()
-        yield PageRecord(
-            url=response.url,
-            page_type="gallery",
-            reason=None if photos else "no_content",
-            links={"photo": len(photos), "next": int(next_href is not None)},
-        )
+        yield page_record(response, "gallery", bool(photos), photo=len(photos), next=int(next_href is not None))
         fields = labels(GALLERY_PATH.match(path_of(response.url)))
         for href in photos:
             yield from self.follow_image(response, href, fields)
-        number = response.meta["gallery_page"]
-        if next_href is not None and (not self.max_gallery_pages or number < self.max_gallery_pages):
-            yield self.page_request(response.urljoin(next_href), self.parse_gallery, "gallery", {"gallery_page": number + 1})
+        yield from self.follow_next(response, next_href, self.parse_gallery, "gallery", self.max_gallery_pages)
 
+    @html_page("article")
     def parse_article(self, response: Response) -> Iterator[PageRecord | ImageLink]:
         """A magazine article: its photos, labelled with the brand whose page linked it."""
-        if problem := page_problem(response):
-            yield PageRecord(url=response.url, page_type="article", reason=problem)
-            return
         hrefs = response.css("a.photo::attr(href)").getall() + response.css("img[itemprop=image]::attr(src)").getall()
         photos = list(dict.fromkeys(response.urljoin(href) for href in hrefs))
-        yield PageRecord(url=response.url, page_type="article", links={"photo": len(photos)})
+        yield page_record(response, "article", bool(photos), photo=len(photos))
         fields = {"brand": response.meta["brand"], "model": None, "generation": None}
         for url in photos:
             yield from self.follow_image(response, url, fields)

@@ -13,7 +13,7 @@ from scrapy import Request
 from scrapy.http import Response
 
 from crawlers.items import ImageLink, PageRecord
-from crawlers.spiders.base import ImageSpider, as_list, page_problem
+from crawlers.spiders.base import ImageSpider, as_list, html_page, page_record
 
 POST_PATH = re.compile(r"^/\d+-[^/]+\.html$")
 
@@ -42,45 +42,29 @@ class OirMobiSpider(ImageSpider):
 
     async def start(self) -> Any:
         for category in self.categories:
-            yield self.listing_request(f"{self.base_url}/{category}/", category, 1)
+            url = f"{self.base_url}/{category}/"
+            yield self.page_request(url, self.parse_listing, "listing", {"category": category})
 
-    def listing_request(self, url: str, category: str, number: int) -> Request:
-        return self.page_request(url, self.parse_listing, "listing", {"category": category, "listing_page": number})
-
+    @html_page("listing")
     def parse_listing(self, response: Response) -> Iterator[PageRecord | Request]:
         """A category page: post links, then the next page (`a.next`, "Далее") up to max_listing_pages."""
-        if problem := page_problem(response):
-            yield PageRecord(url=response.url, page_type="listing", reason=problem)
-            return
         posts = response.css("div.short-story h2.short-title a::attr(href)").getall()
         next_href = response.css("div.navigation a.next::attr(href)").get()
-        yield PageRecord(
-            url=response.url,
-            page_type="listing",
-            reason=None if posts else "no_content",
-            links={"post": len(posts), "next": int(next_href is not None)},
-        )
+        yield page_record(response, "listing", bool(posts), post=len(posts), next=int(next_href is not None))
         category = response.meta["category"]
         for href in posts:
             url = response.urljoin(href)
             if POST_PATH.match(urlsplit(url).path):
                 yield self.page_request(url, self.parse_post, "post", {"category": category})
-        number = response.meta["listing_page"]
-        if next_href is not None and (not self.max_listing_pages or number < self.max_listing_pages):
-            yield self.listing_request(response.urljoin(next_href), category, number + 1)
+        yield from self.follow_next(
+            response, next_href, self.parse_listing, "listing", self.max_listing_pages, {"category": category}
+        )
 
+    @html_page("post")
     def parse_post(self, response: Response) -> Iterator[PageRecord | ImageLink | Request]:
         """A post: its full-size images, with the post's own categories (a post can be in several)."""
-        if problem := page_problem(response):
-            yield PageRecord(url=response.url, page_type="post", reason=problem)
-            return
         images = response.css("div.img-in-full img::attr(data-src)").getall()
-        yield PageRecord(
-            url=response.url,
-            page_type="post",
-            reason=None if images else "no_content",
-            links={"image": len(images)},
-        )
+        yield page_record(response, "post", bool(images), image=len(images))
         categories = [category_slug(href) for href in response.css("div.full-info span.cat a::attr(href)").getall()]
         categories = categories or [response.meta["category"]]
         fields = {
