@@ -349,7 +349,8 @@ def run_segment(params: dict[str, Any], raw_dir: Path, out_dir: Path, metrics_pa
     """The segment stage: the segmenter per the weight policy (or the logged fallback), cut-outs, metrics."""
     use_model = "deeplab" in params.get("methods", METHODS) and weights_mode(params.get("weights")) != "none"
     segmenter = optional_segmenter(params) if use_model else None
-    settings = CutoutSettings.from_params(params, resolve_path(params.get("annotations"), root))
+    annotations = resolve_path(params.get("annotations"), root)
+    settings = CutoutSettings.from_params(params, annotations.resolve() if annotations else None)
     chunk = 2 * int(params.get("batch_size", 4))
     metrics = {**segment_photos(raw_dir, out_dir, settings, segmenter, chunk), "weights": params.get("weights")}
     write_json(metrics_path, metrics)

@@ -262,7 +262,7 @@ class CarSegmenter:
     def _forward(self, images: list[np.ndarray]) -> list[np.ndarray]:
         """One same-size batch: the weights' preprocessing, the model, softmax, back to the photo size."""
         height, width = images[0].shape[:2]
-        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2)
+        batch = torch.from_numpy(np.stack(images)).to(self.device).permute(0, 3, 1, 2).contiguous()
         inputs = self.preprocess(batch)
         with flush_denormals(), torch.autocast(device_type="cuda", dtype=torch.float16, enabled=self.amp):
             logits = self.model(inputs)["out"]
