@@ -74,6 +74,15 @@ def test_every_split_gets_a_group_even_with_few_groups(count):
         assert assignment == assign_splits([f"motorpage:{n}" for n in reversed(range(count))], seed, 0.15, 0.15, "x")
 
 
+def test_thin_splits_are_topped_up_to_min_groups():
+    for seed in range(40):
+        assignment = assign_splits([f"motorpage:{n}" for n in range(14)], seed, 0.15, 0.15, "cut-out", min_groups=2)
+        counts = [sum(1 for s in assignment.values() if s == split) for split in SPLITS]
+        assert min(counts) >= 2, (seed, counts)
+    few = assign_splits(["a", "b", "c", "d"], 0, 0.15, 0.15, "cut-out", min_groups=2)
+    assert set(few.values()) == set(SPLITS)
+
+
 def test_too_few_groups_is_a_clear_error():
     with pytest.raises(InputError, match="cut-outs: 2 source group"):
         assign_splits(["a", "b", "a"], 0, 0.15, 0.15, "cut-out")

@@ -35,6 +35,7 @@ class SynthesisSettings:
     size: tuple[int, int] = (128, 192)
     val_fraction: float = 0.15
     test_fraction: float = 0.15
+    min_groups: int = 2
     val_pairs: int = 64
     test_pairs: int = 64
     pairs_per_epoch: int = 1024
@@ -61,7 +62,9 @@ class SynthesisSettings:
 
 def split_sources(sources: Sequence[Source], seed: int, settings: SynthesisSettings, kind: str) -> dict[str, list[Source]]:
     """{split: sources} with whole groups kept in one split."""
-    assignment = assign_splits((s.group for s in sources), seed, settings.val_fraction, settings.test_fraction, kind)
+    assignment = assign_splits(
+        (s.group for s in sources), seed, settings.val_fraction, settings.test_fraction, kind, settings.min_groups
+    )
     return {split: [s for s in sources if assignment[s.group] == split] for split in SPLITS}
 
 
