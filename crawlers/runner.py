@@ -39,6 +39,10 @@ def source_params(params: dict[str, Any], source: str) -> dict[str, Any]:
     for section in ("http", "images", source):
         if not isinstance(crawl.get(section), dict):
             raise InputError(f"params.yaml: section crawl.{section} is missing")
+    unknown = set(crawl[source]) - SPIDERS[source].option_names()
+    if unknown:
+        known = ", ".join(sorted(SPIDERS[source].option_names()))
+        raise InputError(f"params.yaml crawl.{source}: unknown keys {', '.join(sorted(unknown))} (known: {known})")
     return crawl
 
 
@@ -48,9 +52,7 @@ def snapshot_dir(params: dict[str, Any], root: Path) -> Path | None:
     return None if path is None else require_snapshot_dir(path.resolve())
 
 
-def crawl_settings(
-    source: str, params: dict[str, Any], root: Path, access_log: Path | None = None, progress: bool = True
-) -> Settings:
+def crawl_settings(source: str, params: dict[str, Any], root: Path, access_log: Path | None = None) -> Settings:
     """The project settings (crawlers.settings) with params.yaml's `crawl` values and this run's paths."""
     crawl = source_params(params, source)
     http, images = crawl["http"], crawl["images"]
@@ -69,7 +71,6 @@ def crawl_settings(
         "IMAGE_MIN_SIDE": int(images["min_side"]),
         "IMAGE_MAX_PIXELS": int(images["max_pixels"]),
         "CRAWL_STATE_DIR": str(state_dir(params, root, source)),
-        "CRAWL_PROGRESS": progress,
         "LOG_LEVEL": crawl.get("log_level", "WARNING"),
     }, priority="cmdline")
     snapshot = snapshot_dir(params, root)
@@ -121,7 +122,10 @@ def crawl_source(
         logging.getLogger(__name__).warning("crawl %s: resuming from %s", source, state.root)
     stats = run_spider(source, params, settings)
     records = state.records()
-    rows = write_output(records, source, state, out_dir)
     metrics = crawl_metrics(records, source)
+    if not metrics["pages_fetched"]:
+        failures = {reason: count for reason, count in metrics["skipped"].items() if count}
+        raise InputError(f"no page of {source} could be fetched ({failures}); is the site reachable?")
+    rows = write_output(records, source, state, out_dir)
     state.clear()
     return CrawlResult(rows=rows, metrics=metrics, stats=stats, resumed=resumed)

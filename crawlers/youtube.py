@@ -5,7 +5,6 @@ video file the snapshot's mapping rule names is used. Decoding is PyAV's (no ffm
 from __future__ import annotations
 
 import io
-import logging
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +18,6 @@ from tqdm import tqdm
 
 from carremoval.io import InputError, sha256_bytes
 from crawlers.snapshot import snapshot_video, youtube_video_id
-
-logger = logging.getLogger(__name__)
 
 THUMB_SIZE = (64, 36)   # width, height of the grey thumbnail that scene changes are measured on
 

@@ -11,7 +11,7 @@ import pytest
 from protego import Protego
 
 from carremoval.io import sha256_bytes, sha256_file
-from crawl_support import CrawlRun, session_crawl
+from crawl_support import CrawlRun, finish, make_root, session_crawl, start_crawl
 from crawlers.snapshot import snapshot_file
 
 pytestmark = pytest.mark.slow
@@ -175,3 +175,13 @@ def test_progress_summary_and_no_leftovers(crawled: dict[str, CrawlRun]) -> None
         assert leftovers == []
         assert set(run.metrics) == {"source", "pages_fetched", "links_found", "image_urls", "images_fetched",
                                     "images_decodable", "images_kept", "skipped"}
+
+
+def test_a_crawl_that_fetches_no_page_fails_clearly_and_writes_nothing(tmp_path: Path) -> None:
+    empty_site = tmp_path / "empty-snapshot"
+    empty_site.mkdir()
+    root = make_root(tmp_path / "repo", {"snapshot": str(empty_site), "crawl.oir_mobi.categories": ["priroda"]})
+    run = finish(start_crawl(root, "oir_mobi"), root, "oir_mobi")
+    assert run.returncode == 1
+    assert "no page of oir_mobi could be fetched ({'http_404': 1})" in run.stderr
+    assert not (root / "data").exists() and not (root / "metrics").exists()

@@ -134,6 +134,10 @@ def test_missing_snapshot_and_bad_params_are_clear_errors(tmp_path: Path) -> Non
         crawl_settings("oir_mobi", params, tmp_path)
     with pytest.raises(InputError, match="unknown crawl source 'flickr'"):
         crawl_settings("flickr", params, tmp_path)
+    params["snapshot"] = None
+    params["crawl"]["motorpage"]["max_item"] = 5
+    with pytest.raises(InputError, match=r"crawl.motorpage: unknown keys max_item \(known: brands, follow_magazine"):
+        crawl_settings("motorpage", params, tmp_path)
 
 
 def test_fingerprint_follows_the_parameters_that_shape_the_result(sites: Path, tmp_path: Path) -> None:

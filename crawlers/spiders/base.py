@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 from typing import Any, Callable, Iterator
 
@@ -71,6 +72,15 @@ class ImageSpider(Spider):
         super().__init__(*args, **kwargs)
         self.max_items = int(max_items)
         self.images_requested: set[str] = set()
+
+    @classmethod
+    def option_names(cls) -> set[str]:
+        """The keyword options of this spider (its params.yaml `crawl.<source>` keys)."""
+        names: set[str] = set()
+        for klass in cls.__mro__[: cls.__mro__.index(ImageSpider) + 1]:
+            names |= {name for name, parameter in inspect.signature(klass.__init__).parameters.items()
+                      if parameter.kind is inspect.Parameter.KEYWORD_ONLY}
+        return names
 
     def page_request(
         self, url: str, callback: Callable, page_type: str, meta: dict[str, Any] | None = None
