@@ -37,7 +37,8 @@ def write_manifests(shared_data: Path, root: Path) -> tuple[Path, Path]:
         rows.append({"id": path.stem, "path": os.path.relpath(path, cutouts), "width": width, "height": height,
                      "source_url": f"https://example.org/{path.name}", "source_sha256": "0" * 64,
                      "group": f"davis:{sequence}" if sequence else f"photo:{path.stem}", "brand": "", "model": "",
-                     "generation": "", "method": "alpha", "score": 1.0, "mask_area": 0.1, "bbox": [0, 0, width, height]})
+                     "generation": "", "method": "alpha", "score": 1.0, "mask_area": 0.1,
+                     "bbox": [0, 0, width, height]})
     cutouts.mkdir(parents=True)
     write_jsonl(cutouts / "manifest.jsonl", rows)
     return backgrounds, cutouts
@@ -68,7 +69,8 @@ def test_no_source_group_is_in_two_splits(runs):
     """Leakage: backgrounds and cut-outs of one group (a photo, a video) stay in one split, pairs too."""
     folder, _, metrics = runs
     recipes = {"train": json.loads((folder / "pairs" / "train_recipe.json").read_text())}
-    recipes.update({split: json.loads((folder / "pairs" / split / "recipe.json").read_text()) for split in ("val", "test")})
+    for split in ("val", "test"):
+        recipes[split] = json.loads((folder / "pairs" / split / "recipe.json").read_text())
     for kind in ("backgrounds", "cutouts"):
         groups = {split: {row["group"] for row in recipes[split][kind]} for split in SPLITS}
         assert all(groups[split] for split in SPLITS), f"every split needs {kind}"

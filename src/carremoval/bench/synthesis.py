@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import cv2
 
@@ -50,11 +49,11 @@ def run(quick: bool) -> Section:
     pairs, repeats = (40, 3) if quick else (200, 5)
     all_weather = WeatherOptions(rain=1.0, sun_flare=1.0, shadow=1.0, fog=1.0, rgb_shift=1.0)
     no_weather = WeatherOptions(rain=0.0, sun_flare=0.0, shadow=0.0, fog=0.0, rgb_shift=0.0)
-    size = settings.size
+    size, label = settings.size, f"synthesis: render {settings.size[0]}x{settings.size[1]}"
     cases = [
-        (f"synthesis: render {size[0]}x{size[1]} (params)", size, settings.render),
-        (f"synthesis: render {size[0]}x{size[1]}, no weather", size, dataclasses.replace(settings.render, weather=no_weather)),
-        (f"synthesis: render {size[0]}x{size[1]}, every effect", size, dataclasses.replace(settings.render, weather=all_weather)),
+        (f"{label} (params)", size, settings.render),
+        (f"{label}, no weather", size, dataclasses.replace(settings.render, weather=no_weather)),
+        (f"{label}, every effect", size, dataclasses.replace(settings.render, weather=all_weather)),
         ("synthesis: render 256x384 (params, GPU size)", (256, 384), settings.render),
     ]
     section = Section(name="synthesis")

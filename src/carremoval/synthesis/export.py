@@ -60,7 +60,9 @@ class SynthesisSettings:
         return self.val_pairs if split == "val" else self.test_pairs
 
 
-def split_sources(sources: Sequence[Source], seed: int, settings: SynthesisSettings, kind: str) -> dict[str, list[Source]]:
+def split_sources(
+    sources: Sequence[Source], seed: int, settings: SynthesisSettings, kind: str
+) -> dict[str, list[Source]]:
     """{split: sources} with whole groups kept in one split."""
     assignment = assign_splits(
         (s.group for s in sources), seed, settings.val_fraction, settings.test_fraction, kind, settings.min_groups

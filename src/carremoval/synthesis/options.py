@@ -16,8 +16,9 @@ NESTED = {"jitter": JitterOptions, "shadow": ShadowOptions, "weather": WeatherOp
 class RenderOptions:
     """`scale`: car height as a fraction of the canvas height; `max_width`: widest car, fraction of the canvas
     width; `bottom`: band (fractions of the canvas height, from the top) where the car's bottom edge lands;
-    `perspective`: how much smaller a car is at the band's top edge than at its bottom; `flip`: chance of a mirror image; `edge_feather`: alpha edge softening, sigma in pixels; `harmonize`:
-    strength of the LAB mean/std transfer toward the background; `mask_dilation`: pixels the hole grows by."""
+    `perspective`: how much smaller a car is at the band's top edge than at its bottom; `flip`: chance of a
+    mirror image; `edge_feather`: alpha edge softening, sigma in pixels; `harmonize`: strength of the LAB
+    mean/std transfer toward the background; `mask_dilation`: pixels the hole grows by."""
 
     scale: tuple[float, float] = (0.23, 0.6)
     max_width: float = 0.73

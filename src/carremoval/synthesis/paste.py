@@ -19,7 +19,6 @@ class JitterOptions:
     hue: float = 0.03
 
 
-
 @dataclass(frozen=True)
 class Placement:
     """The car's box on the canvas; it may stick out at the top (rows above 0 are cut off)."""
@@ -28,10 +27,6 @@ class Placement:
     top: int
     width: int
     height: int
-
-    @property
-    def bottom(self) -> int:
-        return self.top + self.height
 
     def to_list(self) -> list[int]:
         return [self.left, self.top, self.left + self.width, self.top + self.height]

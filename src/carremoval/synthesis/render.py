@@ -154,7 +154,9 @@ class PairRenderer:
         return Draws(background, cutout, placement, scale, flip, jitter, opacity if has_shadow else None,
                      int(rng.integers(2**63 - 1)))
 
-    def _paste(self, background: np.ndarray, car: np.ndarray, draws: Draws) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _paste(
+        self, background: np.ndarray, car: np.ndarray, draws: Draws
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(X before weather, the car's footprint, the shadow's footprint); X equals `background` elsewhere."""
         placement, box = draws.placement, draws.placement.to_list()
         rgb, alpha, margin = scale_car(car, placement, draws.flip, self.options.edge_feather)

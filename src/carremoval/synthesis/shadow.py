@@ -24,7 +24,6 @@ class ShadowOptions:
     in_mask: bool = True
 
 
-
 def contact_shadow(size: tuple[int, int], box: list[int], options: ShadowOptions, opacity: float) -> np.ndarray:
     """HxW float32 darkening in [0, opacity] centred on the bottom edge of the car box [x0, y0, x1, y1]."""
     x0, y0, x1, y1 = box

@@ -42,7 +42,6 @@ class WeatherOptions:
                 raise ValueError(f"weather.{item.name}: a probability in [0, 1] is expected, got {value}")
 
 
-
 def build_compose(options: WeatherOptions, size: tuple[int, int]) -> A.Compose:
     """The weather pipeline for images of `size` (H, W); effect sizes scale with the image."""
     height, width = size
