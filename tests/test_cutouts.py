@@ -219,6 +219,11 @@ def test_filters_reject_with_their_reason():
         QualityFilters.from_params({"min_area": 0.1})
 
 
+def test_a_misspelt_segment_param_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown key\\(s\\) \\['inference_sise'\\]"):
+        run_segment({"inference_sise": 256}, tmp_path, tmp_path / "out", tmp_path / "m.json", tmp_path)
+
+
 @pytest.mark.slow
 def test_the_stage_script_uses_a_given_weights_file(tmp_path, repo, sites, expected_crawl):
     torch.manual_seed(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import urllib.parse
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -16,7 +16,7 @@ from tqdm import tqdm
 from carremoval.io import InputError, atomic_dir, read_jsonl, read_mask, write_json, write_jsonl, write_png
 from carremoval.masks import bounding_box, crop_box, feathered_alpha, touches_border
 from carremoval.params import resolve_path
-from carremoval.segmentation import CarSegmenter, optional_segmenter, weights_mode
+from carremoval.segmentation import CarSegmenter, SegmenterConfig, optional_segmenter, weights_mode
 
 log = logging.getLogger(__name__)
 
@@ -345,8 +345,17 @@ def segment_photos(
     return {**writer.report.metrics(segmenter), "policy": writer.sources.order}
 
 
+def check_segment_keys(params: dict[str, Any]) -> None:
+    """A typo in params['segment'] is an error, not a silently ignored setting."""
+    known = {f.name for f in fields(SegmenterConfig)} | {f.name for f in fields(CutoutSettings)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise ValueError(f"segment: unknown key(s) {unknown}; known: {sorted(known)}")
+
+
 def run_segment(params: dict[str, Any], raw_dir: Path, out_dir: Path, metrics_path: Path, root: Path) -> dict:
     """The segment stage: the segmenter per the weight policy (or the logged fallback), cut-outs, metrics."""
+    check_segment_keys(params)
     use_model = "deeplab" in params.get("methods", METHODS) and weights_mode(params.get("weights")) != "none"
     segmenter = optional_segmenter(params) if use_model else None
     annotations = resolve_path(params.get("annotations"), root)
