@@ -20,7 +20,7 @@ install: $(STAMP)
 
 ## Run the whole pipeline on the default parameters (the site snapshot, CPU-sized).
 repro: $(STAMP)
-	$(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 ## Run the whole test suite, slow tests included.
 test: $(STAMP)

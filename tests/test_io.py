@@ -73,3 +73,12 @@ def test_readers_name_the_file_and_the_problem(tmp_path):
     Image.fromarray(np.zeros((4, 5), np.uint8)).save(mask)
     with pytest.raises(InputError, match=r"mask.png: mask is 5x4, the frame is 6x4"):
         read_mask(mask, shape=(4, 6))
+
+
+def test_atomic_outputs_get_ordinary_permissions(tmp_path):
+    with atomic_file(tmp_path / "a.txt") as tmp:
+        tmp.write_text("x")
+    with atomic_dir(tmp_path / "d") as tmp:
+        (tmp / "f").write_text("x")
+    assert (tmp_path / "a.txt").stat().st_mode & 0o044 == 0o044
+    assert (tmp_path / "d").stat().st_mode & 0o055 == 0o055
