@@ -1,0 +1,139 @@
+"""Optical flow between neighbouring frames (OpenCV DIS on downscaled grey frames), completed inside the holes.
+
+Flows are kept at the working scale (`scale` times the frame size) in working-scale pixels; `sample_flow` reads
+them at full-resolution points and returns full-resolution displacements.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from carremoval.video.blending import bounding_box, remap_points, smooth_fill
+
+COMPLETION_MARGIN = 24  # working px of flow around a hole that the smooth completion looks at
+PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+           "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
+
+
+@dataclass(frozen=True)
+class FlowSettings:
+    preset: str = "medium"
+    scale: float = 1.0          # flow is computed on frames resized by this factor
+    fb_alpha: float = 0.01      # forward-backward check: |f + b|^2 < alpha (|f|^2 + |b|^2) + beta (full-res px^2)
+    fb_beta: float = 0.5
+    hole_tolerance: float = 4.0  # the check is this much looser for points inside a hole (completed flow)
+    margin: int = 6             # the flow is re-estimated this far (working px) around a hole: DIS smears the
+                                # car's own motion into the background next to it
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"flow preset {self.preset!r}: expected one of {', '.join(PRESETS)}")
+        if not 0 < self.scale <= 1:
+            raise ValueError(f"flow scale {self.scale}: expected 0 < scale <= 1")
+
+
+class FlowEstimator:
+    """DIS optical flow on grey frames at the working scale; holes are filled from around them."""
+
+    def __init__(self, settings: FlowSettings):
+        self.settings = settings
+        self._dis = cv2.DISOpticalFlow_create(PRESETS[settings.preset])
+
+    def working_size(self, shape: tuple[int, ...]) -> tuple[int, int]:
+        """(width, height) of the frames the flow is computed on."""
+        height, width = shape[:2]
+        scale = self.settings.scale
+        return max(round(width * scale), 8), max(round(height * scale), 8)
+
+    def grey(self, frame: np.ndarray) -> np.ndarray:
+        small = cv2.resize(frame, self.working_size(frame.shape), interpolation=cv2.INTER_AREA)
+        return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+
+    def small_hole(self, hole: np.ndarray) -> np.ndarray:
+        """The hole at the working scale, grown by `margin` so the car's smeared edge flow is replaced too."""
+        small = cv2.resize(hole.astype(np.uint8), self.working_size(hole.shape), interpolation=cv2.INTER_AREA)
+        size = 2 * self.settings.margin + 1
+        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
+        return cv2.dilate((small > 0).astype(np.uint8), disc).astype(bool)
+
+    def flow(self, grey_from: np.ndarray, grey_to: np.ndarray) -> np.ndarray:
+        """Raw DIS flow from one grey frame to the next (working-scale pixels, HxWx2 float32)."""
+        return self._dis.calc(grey_from, grey_to, None)
+
+    def completed(self, grey_from: np.ndarray, grey_to: np.ndarray, small_hole_from: np.ndarray) -> np.ndarray:
+        """Flow with the vectors inside the source frame's hole (the car's own motion) replaced by background
+        motion interpolated smoothly from the hole's surroundings."""
+        return complete_flow(self.flow(grey_from, grey_to), small_hole_from)
+
+
+def complete_flow(flow: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """Replace the flow inside `hole` by the camera's motion there plus a smooth interpolation of what the
+    camera motion does not explain (parallax) around it.
+
+    The camera motion is a homography fitted (RANSAC) to the flow outside the holes; it carries the background's
+    perspective into the hole, where a smooth interpolation alone would flatten it.
+    """
+    if not hole.any():
+        return flow
+    homography = camera_homography(flow, ~hole)
+    rows, cols = bounding_box(hole, margin=COMPLETION_MARGIN)
+    local_flow, local_hole = flow[rows, cols], hole[rows, cols]
+    if homography is None:
+        completed = smooth_fill(local_flow, ~local_hole)
+    else:
+        camera = homography_flow(homography, rows, cols)
+        completed = camera + smooth_fill(local_flow - camera, ~local_hole)
+    result = flow.copy()
+    result[rows, cols] = np.where(local_hole[..., None], completed, local_flow)
+    return result
+
+
+def camera_homography(flow: np.ndarray, known: np.ndarray, samples: int = 800) -> np.ndarray | None:
+    """The homography that best explains `flow` on the known pixels (RANSAC), or None if it can't be fit."""
+    ys, xs = np.nonzero(known)
+    if len(ys) < 50:
+        return None
+    pick = np.linspace(0, len(ys) - 1, min(samples, len(ys))).astype(np.int64)
+    source = np.stack([xs[pick], ys[pick]], 1).astype(np.float32)
+    target = source + flow[ys[pick], xs[pick]]
+    homography, _ = cv2.findHomography(source, target, cv2.RANSAC, 2.0, maxIters=300)
+    return homography
+
+
+def homography_flow(homography: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
+    """The displacement field of a homography over the pixels rows x cols."""
+    xs = np.arange(cols.start, cols.stop, dtype=np.float32)
+    ys = np.arange(rows.start, rows.stop, dtype=np.float32)
+    grid = np.stack(np.meshgrid(xs, ys), -1)
+    moved = cv2.perspectiveTransform(grid.reshape(-1, 1, 2), homography).reshape(grid.shape)
+    return (moved - grid).astype(np.float32)
+
+
+def sample_flow(flow: np.ndarray, xs: np.ndarray, ys: np.ndarray, scale: float) -> np.ndarray:
+    """The flow at full-resolution points (xs, ys), bilinearly, as full-resolution displacements (Nx2)."""
+    map_x = (xs.astype(np.float32) + 0.5) * scale - 0.5
+    map_y = (ys.astype(np.float32) + 0.5) * scale - 0.5
+    return remap_points(flow, map_x, map_y, cv2.INTER_LINEAR) / scale
+
+
+def consistent(forward: np.ndarray, backward: np.ndarray, settings: FlowSettings,
+               tolerance: np.ndarray | float = 1.0) -> np.ndarray:
+    """Forward-backward check (Sundaram et al.): a step there and back should return to the start.
+
+    `tolerance` scales the allowed error (per point): completed flow inside a hole is an interpolation, so the
+    check there only has to catch gross disagreement, not occlusions.
+    """
+    loop = forward + backward
+    size = (forward ** 2).sum(1) + (backward ** 2).sum(1)
+    return (loop ** 2).sum(1) < tolerance * (settings.fb_alpha * size + settings.fb_beta)
+
+
+def global_motion(flow: np.ndarray, hole: np.ndarray, scale: float) -> float:
+    """Median displacement (full-resolution px) of the pixels outside the hole: ~0 for a fixed camera."""
+    outside = ~hole
+    if not outside.any():
+        return 0.0
+    vectors = flow[outside][::7]  # a sample is plenty for a median
+    return float(np.median(np.linalg.norm(vectors, axis=1))) / scale

@@ -1,0 +1,200 @@
+"""Flow-guided propagation: fill each frame's hole with background seen in other frames of the window.
+
+Every hole pixel follows the (completed) flow to the previous frame, and from there along the pointers already
+found for that frame, until it lands on a pixel that frame knows: a chain of flows, resolved one frame at a time
+(O(frames) warps), that ends in a single bilinear read of the source frame, so the copy stays sharp however long
+the chain. The same runs backwards in time; each pixel takes the nearer source, a real observation before a
+hallucinated one. Each step must pass the forward-backward flow check.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from carremoval.video.blending import remap_points
+from carremoval.video.flow import FlowSettings, consistent, sample_flow
+
+# A source pixel the inpainter made up counts as this many frames further away than a real one.
+HALLUCINATION_PENALTY = 10_000
+
+
+@dataclass
+class Targets:
+    """The pixels of one frame that want a value from other frames: its hole and a thin ring around it."""
+
+    ys: np.ndarray
+    xs: np.ndarray
+    in_hole: np.ndarray  # bool per target: inside the hole (else on the ring)
+
+    def __len__(self) -> int:
+        return len(self.ys)
+
+
+@dataclass
+class Pointers:
+    """Per target: the frame it copies from (-1: none) and where in that frame (full-resolution px)."""
+
+    frame: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+    @classmethod
+    def empty(cls, count: int) -> Pointers:
+        return cls(np.full(count, -1, np.int32), np.zeros(count, np.float32), np.zeros(count, np.float32))
+
+
+@dataclass
+class Window:
+    """What propagation sees of a chunk of frames.
+
+    colours[t]: HxWx3 uint8; known[t]: pixels usable as a source; real[t]: known from an actual observation
+    (not made up by the inpainter); targets[t]: None for frames with nothing to fill; forward[t]: flow t -> t+1,
+    backward[t]: flow t -> t-1 (working scale, completed in the holes; None where there is no neighbour);
+    fixed[t]: the frame was written by the window before.
+    """
+
+    colours: list[np.ndarray]
+    known: list[np.ndarray]
+    real: list[np.ndarray]
+    targets: list[Targets | None]
+    forward: list[np.ndarray | None]
+    backward: list[np.ndarray | None]
+    fixed: np.ndarray  # bool per frame: already written (its output is final)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.colours[0].shape[:2]
+
+
+def make_targets(hole: np.ndarray, ring: np.ndarray) -> Targets:
+    ys, xs = np.nonzero(hole | ring)
+    return Targets(ys.astype(np.int32), xs.astype(np.int32), hole[ys, xs])
+
+
+def propagate(window: Window, step: int, settings: FlowSettings) -> list[Pointers | None]:
+    """Pointers for every frame's targets from the frames before it (step=+1) or after it (step=-1)."""
+    count = len(window.colours)
+    order = range(count) if step > 0 else range(count - 1, -1, -1)
+    pointers: list[Pointers | None] = [None] * count
+    height, width = window.shape
+    for t in order:
+        targets = window.targets[t]
+        if targets is None:
+            continue
+        neighbour = t - step
+        result = Pointers.empty(len(targets))
+        pointers[t] = result
+        if not 0 <= neighbour < count:
+            continue
+        to_neighbour = window.backward[t] if step > 0 else window.forward[t]
+        from_neighbour = window.forward[neighbour] if step > 0 else window.backward[neighbour]
+        motion = sample_flow(to_neighbour, targets.xs, targets.ys, settings.scale)
+        qx, qy = targets.xs + motion[:, 0], targets.ys + motion[:, 1]
+        inside = (qx >= 0) & (qx <= width - 1) & (qy >= 0) & (qy <= height - 1)
+        back = sample_flow(from_neighbour, qx, qy, settings.scale)
+        tolerance = np.where(targets.in_hole, settings.hole_tolerance, 1.0)
+        ok = inside & consistent(motion, back, settings, tolerance)
+        ix = np.clip(np.rint(qx), 0, width - 1).astype(np.int32)
+        iy = np.clip(np.rint(qy), 0, height - 1).astype(np.int32)
+        known_there = ok & window.known[neighbour][iy, ix]
+        result.frame[known_there] = neighbour
+        result.x[known_there], result.y[known_there] = qx[known_there], qy[known_there]
+        _follow_chain(result, ok & ~known_there, pointers[neighbour], window.targets[neighbour], (qx, qy, ix, iy),
+                      window.shape)
+    return pointers
+
+
+def _follow_chain(result: Pointers, want: np.ndarray, previous: Pointers | None, previous_targets: Targets | None,
+                  landing: tuple[np.ndarray, ...], shape: tuple[int, int]) -> None:
+    """Where a target lands on a pixel the neighbour could not see, take over the neighbour's own pointer
+    (shifted by the sub-pixel part of the landing point)."""
+    if previous is None or previous_targets is None or not want.any():
+        return
+    qx, qy, ix, iy = landing
+    index = np.full(shape, -1, np.int32)
+    index[previous_targets.ys, previous_targets.xs] = np.arange(len(previous_targets), dtype=np.int32)
+    found = np.where(want, index[iy, ix], -1)
+    chained = found >= 0
+    chained[chained] = previous.frame[found[chained]] >= 0
+    source = found[chained]
+    result.frame[chained] = previous.frame[source]
+    result.x[chained] = previous.x[source] + (qx[chained] - ix[chained])
+    result.y[chained] = previous.y[source] + (qy[chained] - iy[chained])
+
+
+def fill_targets(window: Window, t: int, past: Pointers | None, future: Pointers | None, agree: float = 24.0,
+                 carry: float = 0.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Colours for frame t's targets from the two directions: (Nx3 float32 colours, found, real).
+
+    Each direction offers a source; a real observation beats a made-up one, then the nearer frame wins. When
+    both are real and agree (colours within `agree`), they are blended with weights 1/distance, so a pixel's
+    colour changes smoothly as the nearer source changes from frame to frame. Hole pixels the frame itself
+    knows (made up on this keyframe) keep their own colour. `carry` (0-1) is the weight kept by what the past
+    direction copies from frames already written (window.fixed), so a new window fades in rather than jumps.
+    """
+    targets = window.targets[t]
+    count = len(targets)
+    colours = np.zeros((count, 3), np.float32)
+    found = np.zeros(count, bool)
+    real = np.zeros(count, bool)
+    best_cost = np.full(count, np.inf)
+    offers = []
+    for candidate in (past, future):
+        if candidate is None:
+            continue
+        has = candidate.frame >= 0
+        offer_colours = np.zeros((count, 3), np.float32)
+        offer_colours[has] = sample_colours(window, _subset(candidate, has))
+        offer_real = _is_real(window, candidate) & has
+        distance = np.abs(candidate.frame - t).astype(np.float32)
+        offers.append((has, offer_colours, offer_real, distance))
+        cost = distance + np.where(offer_real, 0, HALLUCINATION_PENALTY)
+        better = has & (cost < best_cost)
+        colours[better], real[better], best_cost[better] = offer_colours[better], offer_real[better], cost[better]
+        found |= has
+    if len(offers) == 2:
+        (_, past_colours, past_real, past_distance), (_, future_colours, future_real, future_distance) = offers
+        blend = past_real & future_real & (np.abs(past_colours - future_colours).max(1) < agree)
+        past_weight = (future_distance / (past_distance + future_distance))[blend, None]
+        colours[blend] = past_weight * past_colours[blend] + (1 - past_weight) * future_colours[blend]
+    if carry > 0 and past is not None:
+        has, past_colours = offers[0][0], offers[0][1]
+        written = has & np.isin(past.frame, np.flatnonzero(window.fixed))
+        colours[written] = carry * past_colours[written] + (1 - carry) * colours[written]
+    own = targets.in_hole & window.known[t][targets.ys, targets.xs]
+    colours[own] = window.colours[t][targets.ys[own], targets.xs[own]]
+    found[own] = True
+    real[own] = window.real[t][targets.ys[own], targets.xs[own]]
+    return colours, found, real
+
+
+def _subset(pointers: Pointers, where: np.ndarray) -> Pointers:
+    return Pointers(pointers.frame[where], pointers.x[where], pointers.y[where])
+
+
+def _is_real(window: Window, pointers: Pointers) -> np.ndarray:
+    """Whether each pointer's source pixel is an observation (not one made up by the inpainter)."""
+    real = np.zeros(len(pointers.frame), bool)
+    height, width = window.shape
+    for source in np.unique(pointers.frame[pointers.frame >= 0]):
+        pick = pointers.frame == source
+        ix = np.clip(np.rint(pointers.x[pick]), 0, width - 1).astype(np.int32)
+        iy = np.clip(np.rint(pointers.y[pick]), 0, height - 1).astype(np.int32)
+        real[pick] = window.real[source][iy, ix] | ~window.known[source][iy, ix]
+    return real
+
+
+def sample_colours(window: Window, pointers: Pointers) -> np.ndarray:
+    """Read each pointer's colour (Nx3 float32): bilinear where all four neighbours are known, else nearest."""
+    colours = np.zeros((len(pointers.frame), 3), np.float32)
+    for source in np.unique(pointers.frame[pointers.frame >= 0]):
+        pick = pointers.frame == source
+        xs, ys = pointers.x[pick], pointers.y[pick]
+        image = window.colours[source]
+        linear = remap_points(image, xs, ys, cv2.INTER_LINEAR)
+        nearest = remap_points(image, xs, ys, cv2.INTER_NEAREST)
+        support = remap_points(window.known[source].astype(np.float32), xs, ys, cv2.INTER_LINEAR)
+        colours[pick] = np.where(support > 0.999, linear, nearest)
+    return colours

@@ -1,0 +1,51 @@
+"""Remove a car from a video file: decode -> temporal remover -> encode, with a progress bar and stats."""
+from __future__ import annotations
+
+import itertools
+import os
+import time
+from typing import Any
+
+from tqdm import tqdm
+
+from carremoval.video.io import VideoReader, VideoWriter, check_output_path
+from carremoval.video.mask_sources import MaskSource
+from carremoval.video.temporal import Inpainter, RemovalStats, TemporalConfig, remove_frames
+
+
+def remove_video(input_path: str | os.PathLike, output_path: str | os.PathLike, masks: MaskSource,
+                 inpaint: Inpainter, config: TemporalConfig, progress: bool = True) -> dict[str, Any]:
+    """Write `input_path` without the masked car to `output_path` (.mp4/.mov/.m4v: H.264 at `config.crf`;
+    .mkv: FFV1, lossless). Size, frame rate, frame count and audio are kept. Returns stats.
+
+    Raises carremoval.io.InputError naming the file for an unreadable, corrupt or truncated video, masks that do
+    not match the frames in size or count, or an output path in a missing folder; the output name then holds
+    nothing new (the video is written to a temp file and renamed at the end).
+    """
+    check_output_path(output_path, config.lossless)
+    reader = VideoReader(input_path)
+    info = reader.info
+    stats = RemovalStats()
+    start = time.perf_counter()
+    with VideoWriter(output_path, info.width, info.height, info.fps, crf=config.crf, lossless=config.lossless,
+                     audio_from=input_path if info.has_audio else None) as writer:
+        pairs = ((frame, masks(index, frame)) for index, frame in enumerate(reader))
+        frames, mask_stream = _split(pairs)
+        for output in tqdm(remove_frames(frames, mask_stream, inpaint, config, stats), total=info.frames or None,
+                           unit="frame", desc=f"removing {os.path.basename(str(input_path))}", disable=not progress):
+            writer.write(output)
+        masks.check_count(reader.decoded)
+        writer.audio_offset = reader.start_time
+    seconds = time.perf_counter() - start
+    result = stats.to_dict()
+    result.update(input=str(input_path), output=str(output_path), width=info.width, height=info.height,
+                  fps_in=float(info.fps), fps_out=float(writer.fps), frames_in=reader.decoded,
+                  frames_out=writer.frames, audio=info.has_audio, seconds=seconds,
+                  processing_fps=writer.frames / seconds if seconds > 0 else float("inf"))
+    return result
+
+
+def _split(pairs):
+    """Two iterators over the first and second items of `pairs`, consumed in step."""
+    first, second = itertools.tee(pairs)
+    return (pair[0] for pair in first), (pair[1] for pair in second)

@@ -1,0 +1,369 @@
+"""The streaming temporal remover: chunks of frames with overlap, flow propagation, one keyframe fill, seams.
+
+Frames are buffered in windows of `chunk_frames`. A window starts with `overlap_frames` frames that were already
+written (their output is final: they are sources, fully known, so what was made up before is carried on and
+chunk boundaries do not jump) and ends with `overlap_frames` look-ahead frames that are only sources (they are
+written by the next window). Memory holds one window, whatever the video's length.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from carremoval.io import InputError
+from carremoval.video.blending import ring_around, seam_correct
+from carremoval.video.flow import FlowEstimator, FlowSettings
+from carremoval.video.mask_sources import prepare_mask
+from carremoval.video.propagation import Window, fill_targets, make_targets, propagate
+from carremoval.video.static import BackgroundModel, camera_motion
+
+Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class TemporalConfig:
+    """Parameters of video removal (params.yaml section `remove`, or defaults)."""
+
+    chunk_frames: int = 48        # frames per window (memory is about this many frames)
+    overlap_frames: int = 8       # frames shared with the window before (written) and after (look-ahead)
+    dilate_px: int = 7            # grow each car mask by this many pixels
+    shadow_margin: int = 0        # also take this many pixels below the car (its ground shadow)
+    ring_px: int = 3              # width of the band outside the hole used to match colours at the seam
+    flow_preset: str = "medium"   # DIS preset: ultrafast | fast | medium
+    flow_max_width: int = 640     # flow is computed on frames scaled down to at most this width
+    fb_alpha: float = 0.01        # forward-backward consistency: relative tolerance
+    fb_beta: float = 0.5          # forward-backward consistency: absolute tolerance (px^2)
+    flow_margin: int = 6          # flow is re-estimated this far (working-scale px) around each hole
+    static_motion_px: float = 0.2  # a window whose median background motion is below this is a fixed camera
+    max_keyframes: int = 4        # inpainter calls per window before the rest is filled frame by frame
+    crf: int = 18                 # H.264 quality of .mp4/.mov/.m4v output (lower is better, 0-51)
+    lossless: bool = False        # FFV1, bit-exact (the output must be .mkv; .mkv is always lossless)
+
+    def __post_init__(self) -> None:
+        if self.chunk_frames <= 2 * self.overlap_frames or self.overlap_frames < 1:
+            raise ValueError(f"chunk_frames ({self.chunk_frames}) must exceed twice overlap_frames "
+                             f"({self.overlap_frames}), and overlap_frames must be at least 1")
+        if min(self.dilate_px, self.shadow_margin, self.max_keyframes, self.crf) < 0 or self.ring_px < 1:
+            raise ValueError("dilate_px, shadow_margin, max_keyframes and crf must be >= 0 and ring_px >= 1")
+        if self.flow_max_width < 16:
+            raise ValueError(f"flow_max_width ({self.flow_max_width}) must be at least 16")
+        self.flow_settings(self.flow_max_width)  # validates the other flow settings
+
+    def flow_settings(self, width: int) -> FlowSettings:
+        """Flow settings for frames `width` pixels wide."""
+        scale = min(1.0, self.flow_max_width / width)
+        return FlowSettings(self.flow_preset, scale, self.fb_alpha, self.fb_beta, self.flow_margin)
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> TemporalConfig:
+        """Build from a params mapping; unknown keys are an error (a typo should not pass silently)."""
+        params = dict(params or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(params) - names)
+        if unknown:
+            raise InputError(f"params: unknown video removal setting(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(sorted(names))}")
+        try:
+            return cls(**params)
+        except (TypeError, ValueError) as err:
+            raise InputError(f"params: bad video removal settings ({err})") from None
+
+
+@dataclass
+class RemovalStats:
+    """What the remover did, summed over the frames written."""
+
+    frames: int = 0
+    hole_pixels: int = 0
+    propagated_pixels: int = 0     # filled with background seen in another frame
+    hallucinated_pixels: int = 0   # made up by the inpainter (once per keyframe, then carried)
+    windows: int = 0
+    static_windows: int = 0
+    keyframes: int = 0
+    frame_fills: int = 0           # inpainter calls on single frames for what could not be carried
+
+    def to_dict(self) -> dict[str, float]:
+        stats = dataclasses.asdict(self)
+        holes = max(self.hole_pixels, 1)
+        stats["propagated_fraction"] = self.propagated_pixels / holes
+        stats["hallucinated_fraction"] = self.hallucinated_pixels / holes
+        stats["static_camera"] = self.windows > 0 and 2 * self.static_windows > self.windows
+        return stats
+
+
+@dataclass
+class _Frame:
+    index: int
+    image: np.ndarray
+    hole: np.ndarray
+    grey: np.ndarray
+    small_hole: np.ndarray
+    output: np.ndarray | None = None     # set once written: the frame is then a fully known source
+    made_up: np.ndarray | None = None    # pixels of the output the inpainter made up
+
+
+@dataclass
+class _Fill:
+    """A window frame's fill: colours on the hole (float) and where they come from."""
+
+    colours: np.ndarray
+    filled: np.ndarray
+    real: np.ndarray
+
+
+class TemporalRemover:
+    """Push frames and masks in; get finished frames out, in order, `overlap_frames` late."""
+
+    def __init__(self, inpaint: Inpainter, config: TemporalConfig, stats: RemovalStats | None = None):
+        self.inpaint = inpaint
+        self.config = config
+        self.stats = stats if stats is not None else RemovalStats()
+        self.flow: FlowSettings | None = None       # set from the first frame's width
+        self.estimator: FlowEstimator | None = None
+        self.background = BackgroundModel()
+        self.buffer: list[_Frame] = []
+        self.pushed = 0
+        self.forward: dict[int, np.ndarray] = {}
+        self.backward: dict[int, np.ndarray] = {}
+
+    def push(self, image: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
+        index, self.pushed = self.pushed, self.pushed + 1
+        if self.estimator is None:
+            self.flow = self.config.flow_settings(image.shape[1])
+            self.estimator = FlowEstimator(self.flow)
+        hole = prepare_mask(mask, self.config.dilate_px, self.config.shadow_margin)
+        self.buffer.append(_Frame(index, image, hole, self.estimator.grey(image), self.estimator.small_hole(hole)))
+        if len(self.buffer) < self.config.chunk_frames:
+            return []
+        return self._run_window(final=False)
+
+    def finish(self) -> list[np.ndarray]:
+        if not any(frame.output is None for frame in self.buffer):
+            return []
+        return self._run_window(final=True)
+
+    def _run_window(self, final: bool) -> list[np.ndarray]:
+        frames = self.buffer
+        overlap = self.config.overlap_frames
+        new = [t for t, frame in enumerate(frames) if frame.output is None]
+        emit = new if final else new[:-overlap]
+        fills = self._fill_window(frames, new)
+        outputs = []
+        for t in emit:
+            frame = frames[t]
+            frame.output, frame.made_up = self._compose(frame, fills.get(t))
+            outputs.append(frame.output)
+        self.buffer = [] if final else frames[-2 * overlap:]
+        kept = {frame.index for frame in self.buffer}
+        self.forward = {i: flow for i, flow in self.forward.items() if i in kept and i + 1 in kept}
+        self.backward = {i: flow for i, flow in self.backward.items() if i in kept and i - 1 in kept}
+        return outputs
+
+    def _compose(self, frame: _Frame, fill: _Fill | None) -> tuple[np.ndarray, np.ndarray]:
+        made_up = np.zeros(frame.hole.shape, bool)
+        self.stats.frames += 1
+        if fill is None or not frame.hole.any():
+            return frame.image, made_up
+        output = frame.image.copy()
+        output[frame.hole] = np.clip(np.rint(fill.colours[frame.hole]), 0, 255).astype(np.uint8)
+        made_up[frame.hole] = ~fill.real[frame.hole]
+        holes = int(frame.hole.sum())
+        self.stats.hole_pixels += holes
+        self.stats.propagated_pixels += int(fill.real[frame.hole].sum())
+        self.stats.hallucinated_pixels += holes - int(fill.real[frame.hole].sum())
+        return output, made_up
+
+    def _fill_window(self, frames: list[_Frame], new: list[int]) -> dict[int, _Fill]:
+        if not any(frames[t].hole.any() for t in new):
+            return {}
+        self.stats.windows += 1
+        self._compute_flows(frames)
+        pairs = range(len(frames) - 1)
+        motion = camera_motion([self.forward[frames[t].index] for t in pairs],
+                               [frames[t].small_hole for t in pairs], self.flow.scale)
+        window = self._window(frames, new)
+        if motion < self.config.static_motion_px:
+            self.stats.static_windows += 1
+            return self._fill_static(window, new)
+        self.background.reset()
+        return self._fill_moving(window, new)
+
+    def _compute_flows(self, frames: list[_Frame]) -> None:
+        for before, after in zip(frames, frames[1:]):
+            if before.index not in self.forward:
+                self.forward[before.index] = self.estimator.completed(before.grey, after.grey, before.small_hole)
+                self.backward[after.index] = self.estimator.completed(after.grey, before.grey, after.small_hole)
+
+    def _window(self, frames: list[_Frame], new: list[int]) -> Window:
+        ring_px = self.config.ring_px
+        colours, known, real, targets = [], [], [], []
+        for t, frame in enumerate(frames):
+            if t in new:
+                colours.append(frame.image.copy())
+                known.append(~frame.hole)
+                real.append(~frame.hole)
+                targets.append(make_targets(frame.hole, ring_around(frame.hole, ring_px)) if frame.hole.any() else None)
+            else:
+                colours.append(frame.output)
+                known.append(np.ones(frame.hole.shape, bool))
+                real.append(~frame.made_up)
+                targets.append(None)
+        last = len(frames) - 1
+        forward = [self.forward[frame.index] if t < last else None for t, frame in enumerate(frames)]
+        backward = [self.backward[frame.index] if t > 0 else None for t, frame in enumerate(frames)]
+        fixed = np.array([t not in new for t in range(len(frames))])
+        return Window(colours, known, real, targets, forward, backward, fixed)
+
+    def _fill_moving(self, window: Window, new: list[int]) -> dict[int, _Fill]:
+        """Propagate along the flow; make up what no frame shows on one keyframe at a time, then carry it."""
+        holed = [t for t in new if window.targets[t] is not None]
+        past, future = propagate(window, +1, self.flow), propagate(window, -1, self.flow)
+        fills = {t: self._sample(window, t, *fill_targets(window, t, past[t], future[t], carry=self._carry_weight(t, new)))
+                 for t in holed}
+        missing = {t: self._hole(window, t) & ~fills[t].filled for t in holed}
+        for _ in range(self.config.max_keyframes):
+            keyframe = max(holed, key=lambda t: int(missing[t].sum()))
+            if not missing[keyframe].any():
+                break
+            self._make_up(window, keyframe, fills[keyframe], missing[keyframe])
+            self._carry(window, fills, missing, new)
+        for t in holed:
+            if missing[t].any():
+                self.stats.frame_fills += 1
+                fills[t] = self._inpaint_into(window.colours[t], fills[t], missing[t])
+        return fills
+
+    def _carry_weight(self, t: int, new: list[int]) -> float:
+        """How much of what was carried from the written frames the first new frames keep (a linear fade)."""
+        if new[0] == 0:
+            return 0.0
+        step = t - new[0] + 1
+        return max(0.0, 1.0 - step / (self.config.overlap_frames + 1))
+
+    def _carry(self, window: Window, fills: dict[int, _Fill], missing: dict[int, np.ndarray], new: list[int]) -> None:
+        """Propagate again, only for the pixels still missing, now that a keyframe made some of them up."""
+        no_ring = np.zeros(window.shape, bool)
+        targets = [make_targets(missing[t], no_ring) if t in missing and missing[t].any() else None
+                   for t in range(len(window.colours))]
+        pending = dataclasses.replace(window, targets=targets)
+        past, future = propagate(pending, +1, self.flow), propagate(pending, -1, self.flow)
+        for t, wanted in enumerate(targets):
+            if wanted is None:
+                continue
+            colours, found, real = fill_targets(pending, t, past[t], future[t], carry=self._carry_weight(t, new))
+            ys, xs = wanted.ys[found], wanted.xs[found]
+            fill = fills[t]
+            fill.colours[ys, xs] = colours[found]
+            fill.filled[ys, xs] = True
+            fill.real[ys, xs] = real[found]
+            missing[t][ys, xs] = False
+
+    def _make_up(self, window: Window, t: int, fill: _Fill, missing: np.ndarray) -> None:
+        """Inpaint a keyframe's unseen pixels once; they become a source the other frames copy from."""
+        self.stats.keyframes += 1
+        made = self._inpaint_into(window.colours[t], fill, missing)
+        window.colours[t][missing] = np.clip(np.rint(made.colours[missing]), 0, 255).astype(np.uint8)
+        window.known[t] = window.known[t] | missing
+
+    def _inpaint_into(self, image: np.ndarray, fill: _Fill, missing: np.ndarray) -> _Fill:
+        """Fill `missing` with the inpainter, given the frame with everything else of the fill in place."""
+        hole = fill.filled | missing
+        composed = image.copy()
+        composed[fill.filled] = np.clip(np.rint(fill.colours[fill.filled]), 0, 255).astype(np.uint8)
+        painted = self.inpaint(composed, missing)
+        colours = fill.colours.copy()
+        colours[missing] = painted[missing]
+        return _Fill(colours, hole, fill.real & ~missing)
+
+    @staticmethod
+    def _hole(window: Window, t: int) -> np.ndarray:
+        targets = window.targets[t]
+        hole = np.zeros(window.shape, bool)
+        hole[targets.ys[targets.in_hole], targets.xs[targets.in_hole]] = True
+        return hole
+
+    def _sample(self, window: Window, t: int, target_colours: np.ndarray, found: np.ndarray, real: np.ndarray,
+                ) -> _Fill:
+        """Dense fill of frame t from its targets' colours, colour-matched to the frame at the seam."""
+        targets = window.targets[t]
+        colours = np.zeros(window.colours[t].shape, np.float32)
+        filled = np.zeros(window.shape, bool)
+        is_real = np.zeros(window.shape, bool)
+        ys, xs = targets.ys[found], targets.xs[found]
+        colours[ys, xs] = target_colours[found]
+        filled[ys, xs] = True
+        is_real[ys, xs] = real[found]
+        hole = self._hole(window, t)
+        colours = seam_correct(window.colours[t], colours, hole & filled, filled & ~hole)
+        return _Fill(colours, filled & hole, is_real & hole)
+
+    def _fill_static(self, window: Window, new: list[int]) -> dict[int, _Fill]:
+        """Fixed camera: every hole gets the clean background (temporal median); unseen pixels are made up once."""
+        holed = [t for t in new if window.targets[t] is not None]
+        region = np.zeros(window.shape, bool)
+        for t in holed:
+            region[window.targets[t].ys, window.targets[t].xs] = True
+        self.background.update(window.colours, window.known, window.real, region)
+        unseen = region & ~self.background.seen
+        if unseen.any():
+            keyframe = max(holed, key=lambda t: int((self._hole(window, t) & unseen).sum()))
+            self.stats.keyframes += 1
+            base = self._static_fill(window, keyframe)
+            made = self._inpaint_into(window.colours[keyframe], base, unseen & self._hole(window, keyframe))
+            self.background.add_made_up(np.clip(np.rint(made.colours), 0, 255).astype(np.uint8),
+                                        unseen & self._hole(window, keyframe))
+        fills = {t: self._static_fill(window, t) for t in holed}
+        for t in holed:
+            missing = self._hole(window, t) & ~fills[t].filled
+            if missing.any():
+                self.stats.frame_fills += 1
+                fills[t] = self._inpaint_into(window.colours[t], fills[t], missing)
+        return fills
+
+    def _static_fill(self, window: Window, t: int) -> _Fill:
+        hole = self._hole(window, t)
+        ring = ring_around(hole, self.config.ring_px)
+        seen = self.background.seen
+        colours = self.background.values.astype(np.float32)
+        colours = seam_correct(window.colours[t], colours, hole & seen, ring & seen)
+        return _Fill(colours, hole & seen, hole & seen & self.background.real)
+
+
+def remove_frames(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], inpaint: Inpainter,
+                  config: TemporalConfig, stats: RemovalStats | None = None) -> Iterator[np.ndarray]:
+    """Remove the masked object from a stream of frames, temporally; one output frame per input frame.
+
+    frames: HxWx3 uint8 RGB; masks: HxW bool (True = remove), one per frame. Streaming with bounded memory
+    (one window of `config.chunk_frames`). Pixels outside the dilated mask are returned bit-identical.
+    """
+    remover = TemporalRemover(inpaint, config, stats)
+    for index, (frame, mask) in enumerate(_paired(frames, masks)):
+        _check_frame(index, frame, mask, remover.buffer[0].image.shape if remover.buffer else None)
+        yield from remover.push(frame, mask)
+    yield from remover.finish()
+
+
+def _paired(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    mask_iter = iter(masks)
+    count = 0
+    for frame in frames:
+        mask = next(mask_iter, None)
+        if mask is None:
+            raise InputError(f"masks: only {count} masks for more frames")
+        count += 1
+        yield frame, mask
+    if next(mask_iter, None) is not None:
+        raise InputError(f"masks: more masks than the {count} frames")
+
+
+def _check_frame(index: int, frame: np.ndarray, mask: np.ndarray, first_shape: tuple[int, ...] | None) -> None:
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ValueError(f"frame {index}: expected HxWx3 uint8 RGB, got {frame.shape} {frame.dtype}")
+    if first_shape is not None and frame.shape != first_shape:
+        raise InputError(f"frame {index}: size {frame.shape[1]}x{frame.shape[0]} differs from the first frame's")
+    if np.shape(mask) != frame.shape[:2]:
+        size = "x".join(str(side) for side in np.shape(mask)[::-1])
+        raise InputError(f"mask {index} is {size}, the frame is {frame.shape[1]}x{frame.shape[0]}")
