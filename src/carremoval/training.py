@@ -249,6 +249,8 @@ class Checkpoints:
 
     def latest(self, fingerprint: str) -> dict[str, Any] | None:
         """The newest readable checkpoint of this configuration, or None (a fresh start)."""
+        for stale in self.folder.glob(f".{CHECKPOINT_PREFIX}*"):  # temp files of a killed save
+            stale.unlink(missing_ok=True)
         if (self.folder / COMPLETE_MARKER).exists():
             return None
         for path in reversed(self.paths()):
@@ -349,9 +351,14 @@ def data_signature(renderer: Any, val: PairFolder, recipe: str | os.PathLike | N
 
 def batches(dataset: RenderedPairs, batch_size: int, first_step: int, steps: int, workers: int
             ) -> Iterator[dict[str, Any]]:
-    """Batches for steps first_step+1 .. steps: step s gets samples (s-1)*B .. s*B-1, whatever came before."""
+    """Batches for steps first_step+1 .. steps: step s gets samples (s-1)*B .. s*B-1, whatever came before.
+
+    The loader gets its own torch.Generator: its worker seeding must not draw from the global RNG, whose
+    state a resumed run restores from the checkpoint.
+    """
     sampler = range(first_step * batch_size, steps * batch_size)
-    return iter(DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers))
+    return iter(DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers,
+                           generator=torch.Generator()))
 
 
 def _has_finite_losses(row: dict[str, float]) -> bool:
