@@ -361,114 +361,147 @@ def batches(dataset: RenderedPairs, batch_size: int, first_step: int, steps: int
                            generator=torch.Generator()))
 
 
-def _has_finite_losses(row: dict[str, float]) -> bool:
-    return all(math.isfinite(row[name]) for name in LOSS_TERMS)
+class Training:
+    """One run of the train stage: set up (fresh, or resumed from the newest matching checkpoint), step through
+    the remaining steps with logging, validation and checkpoints, then write every output."""
+
+    def __init__(self, settings: TrainSettings, renderer: Any, val: PairFolder, outputs: TrainOutputs,
+                 tracking_root: str | os.PathLike, recipe: str | os.PathLike | None = None,
+                 keep_checkpoints: int = 1, progress: bool = True):
+        if tuple(renderer.size) != tuple(val.size):
+            raise InputError(f"{val.root}: val pairs are {val.size[1]}x{val.size[0]}, the train renderer makes "
+                             f"{renderer.size[1]}x{renderer.size[0]} (WxH); re-run the synthesize stage")
+        self.settings, self.renderer, self.val, self.outputs = settings, renderer, val, outputs
+        self.tracking_root, self.progress = tracking_root, progress
+        self.started = time.perf_counter()
+        self.device = select_device(settings.device)
+        self.threads = configure_cpu_threads(settings.threads or None) if self.device.type == "cpu" else None
+        torch.backends.cudnn.benchmark = self.device.type == "cuda"
+        torch.manual_seed(settings.seed)
+        self.trainer = GanTrainer(settings, tuple(renderer.size), self.device)
+        self.store = Checkpoints(outputs.checkpoints, keep=keep_checkpoints)
+        self.fingerprint = settings.fingerprint(data_signature(renderer, val, recipe))
+        self.step, self.history, self.evaluations, self.elapsed_before = 0, [], [], 0.0
+        self.pending: list[dict[str, float]] = []
+        self.tracker = self._resume_or_start()
+
+    def _resume_or_start(self):
+        """Load the newest matching checkpoint (or clear the folder), then open or reopen the MLflow run."""
+        from carremoval.tracking import Tracker, git_commit, run_name
+
+        state = self.store.latest(self.fingerprint)
+        if state is None:
+            self.store.reset()
+        else:
+            self.trainer.load_state_dict(state["trainer"])
+            set_rng_state(state["rng"])
+            self.step, self.history, self.evaluations = state["step"], state["history"], state["evaluations"]
+            self.elapsed_before = state["elapsed"]
+            tqdm.write(f"train: resuming from step {self.step} of {self.settings.steps}")
+        commit = git_commit()
+        vgg = self.trainer.vgg_info
+        tags = {"device": self.device.type, "git_commit": commit, "dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
+                "vgg_pretrained": str(vgg.pretrained).lower(), "vgg_source": vgg.source,
+                "generator_pretrained": "false", "stage": "train"}
+        tracker = Tracker(self.tracking_root, run_id=state["run_id"] if state else None, name=run_name(commit),
+                          tags=tags)
+        tracker.set_tags({**tags, "cpu_threads": self.threads or "", "resumed_from_step": self.step})
+        if not tracker.resumed:
+            tracker.log_params({**flatten(self.settings.raw), "train.image_size": list(self.renderer.size),
+                                "train.pairs_per_epoch": self.renderer.pairs_per_epoch,
+                                "train.val_pairs": len(self.val)})
+        self.logged_losses = tracker.last_step("g_total")
+        self.logged_evaluations = tracker.last_step("val_hole_l1")
+        return tracker
+
+    def run(self) -> dict[str, Any]:
+        """Train to the last step and write the outputs; the MLflow run ends FINISHED, KILLED or FAILED."""
+        try:
+            references = reference_scores(self.val)
+            if not self.tracker.resumed:
+                self.tracker.log_metrics([{"step": 0, **{f"ref_{name}_{key}": value for name, scores in
+                                                         references.items() for key, value in scores.items()}}])
+            self._train()
+            metrics = self._finish(references)
+        except KeyboardInterrupt:
+            self.tracker.finish("KILLED")
+            raise
+        except Exception:
+            self.tracker.finish("FAILED")
+            raise
+        return metrics
+
+    def _train(self) -> None:
+        settings = self.settings
+        bar = tqdm(total=settings.steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
+        for batch in batches(RenderedPairs(self.renderer), settings.batch_size, self.step, settings.steps,
+                             settings.workers):
+            self.step += 1
+            lr = self.trainer.set_lr(self.step)
+            row = {"step": self.step, **self.trainer.step(batch)}
+            if not all(math.isfinite(row[name]) for name in LOSS_TERMS):
+                raise FloatingPointError(f"train: a loss became NaN/inf at step {self.step}: {row}")
+            self.history.append(row)
+            self.pending.append({**row, "lr": lr})
+            bar.update(1)
+            bar.set_postfix(g_pix=f"{row['g_pix']:.3f}", d=f"{row['d_total']:.3f}")
+            last = self.step == settings.steps
+            if self.step % settings.log_every == 0 or last:
+                self._flush()
+            if self.step % settings.eval_every == 0 or last:
+                self.evaluations.append({"step": self.step, **self._evaluate()})
+            if self.step % settings.checkpoint_every == 0 or last:
+                self._checkpoint()
+        bar.close()
+
+    def _flush(self) -> None:
+        """Send the buffered per-step rows to MLflow, skipping steps a killed attempt already logged."""
+        rows = [row for row in self.pending if row["step"] > self.logged_losses]
+        if rows:
+            self.tracker.log_metrics(rows)
+            self.logged_losses = int(rows[-1]["step"])
+        self.pending.clear()
+
+    def _evaluate(self) -> dict[str, float]:
+        """Val scores now; logged with a sample grid unless a killed attempt already logged this step."""
+        outputs = predict(self.trainer.generator, self.val, self.device)
+        scores = score_outputs(self.val, outputs)
+        if self.step > self.logged_evaluations:
+            self.tracker.log_metrics([{"step": self.step, **{f"val_{key}": value for key, value in scores.items()}}])
+            self.tracker.log_image(sample_grid(self.val, outputs, self.settings.samples),
+                                   f"samples/step-{self.step:08d}.png")
+            self.logged_evaluations = self.step
+        return scores
+
+    def _seconds(self) -> float:
+        return self.elapsed_before + time.perf_counter() - self.started
+
+    def _checkpoint(self) -> None:
+        self.store.save({"step": self.step, "trainer": self.trainer.state_dict(), "rng": rng_state(),
+                         "history": self.history, "evaluations": self.evaluations, "elapsed": self._seconds(),
+                         "run_id": self.tracker.run_id, "fingerprint": self.fingerprint}, self.step)
+
+    def _finish(self, references: dict[str, dict[str, float]]) -> dict[str, Any]:
+        self._flush()
+        if not self.evaluations or self.evaluations[-1]["step"] != self.step:
+            self.evaluations.append({"step": self.step, **self._evaluate()})
+        scores = {key: value for key, value in self.evaluations[-1].items() if key != "step"}
+        metrics = summary(self.settings, self.step, self._seconds(), scores, references, self.trainer.vgg_info,
+                          self.device, len(self.val))
+        save_generator(self.outputs.model, self.trainer.generator, self.trainer.config)
+        write_losses_csv(self.outputs.losses, self.history)
+        write_json(self.outputs.metrics, metrics)
+        self.tracker.log_generator(self.trainer.generator.eval(), tuple(self.renderer.size))
+        self.tracker.finish("FINISHED")
+        self.store.mark_complete(self.step)
+        return metrics
 
 
 def run_training(settings: TrainSettings, renderer: Any, val: PairFolder, outputs: TrainOutputs,
                  tracking_root: str | os.PathLike, recipe: str | os.PathLike | None = None,
                  keep_checkpoints: int = 1, progress: bool = True) -> dict[str, Any]:
     """Train (resuming from the newest matching checkpoint), then write the model, metrics and loss CSV."""
-    from carremoval.tracking import Tracker, git_commit, run_name
-
-    started = time.perf_counter()
-    device = select_device(settings.device)
-    threads = configure_cpu_threads(settings.threads or None) if device.type == "cpu" else None
-    if tuple(renderer.size) != tuple(val.size):
-        raise InputError(f"{val.root}: val pairs are {val.size[1]}x{val.size[0]}, the train renderer makes "
-                         f"{renderer.size[1]}x{renderer.size[0]} (WxH); re-run the synthesize stage")
-    torch.manual_seed(settings.seed)
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    trainer = GanTrainer(settings, tuple(renderer.size), device)
-    store = Checkpoints(outputs.checkpoints, keep=keep_checkpoints)
-    fingerprint = settings.fingerprint(data_signature(renderer, val, recipe))
-    state = store.latest(fingerprint)
-    if state is None:
-        store.reset()
-    step, history, evaluations, elapsed_before = 0, [], [], 0.0
-    if state is not None:
-        trainer.load_state_dict(state["trainer"])
-        set_rng_state(state["rng"])
-        step, history, evaluations = state["step"], state["history"], state["evaluations"]
-        elapsed_before = state["elapsed"]
-        tqdm.write(f"train: resuming from step {step} of {settings.steps}")
-    commit = git_commit()
-    tags = {"device": device.type, "git_commit": commit, "dvc_experiment": os.environ.get("DVC_EXP_NAME", ""),
-            "vgg_pretrained": str(trainer.vgg_info.pretrained).lower(), "vgg_source": trainer.vgg_info.source,
-            "generator_pretrained": "false", "stage": "train"}
-    tracker = Tracker(tracking_root, run_id=state["run_id"] if state else None, name=run_name(commit), tags=tags)
-    if not tracker.resumed:
-        tracker.log_params({**flatten(settings.raw), "train.image_size": list(renderer.size),
-                            "train.pairs_per_epoch": renderer.pairs_per_epoch, "train.val_pairs": len(val)})
-    tracker.set_tags({**tags, "cpu_threads": threads or "", "resumed_from_step": step})
-    logged_losses, logged_evals = tracker.last_step("g_total"), tracker.last_step("val_hole_l1")
-    references = reference_scores(val)
-    pending: list[dict[str, float]] = []
-
-    def flush() -> None:
-        nonlocal logged_losses
-        rows = [row for row in pending if row["step"] > logged_losses]
-        if rows:
-            tracker.log_metrics(rows)
-            logged_losses = int(rows[-1]["step"])
-        pending.clear()
-
-    def evaluate(at_step: int) -> dict[str, float]:
-        nonlocal logged_evals
-        outputs_now = predict(trainer.generator, val, device)
-        scores = score_outputs(val, outputs_now)
-        if at_step > logged_evals:
-            tracker.log_metrics([{"step": at_step, **{f"val_{key}": value for key, value in scores.items()}}])
-            tracker.log_image(sample_grid(val, outputs_now, settings.samples),
-                              f"samples/step-{at_step:08d}.png")
-            logged_evals = at_step
-        return scores
-
-    try:
-        dataset = RenderedPairs(renderer)
-        bar = tqdm(total=settings.steps, initial=step, desc="train", unit="step", disable=not progress)
-        for batch in batches(dataset, settings.batch_size, step, settings.steps, settings.workers):
-            step += 1
-            lr = trainer.set_lr(step)
-            row = {"step": step, **trainer.step(batch)}
-            if not _has_finite_losses(row):
-                raise FloatingPointError(f"train: a loss became NaN/inf at step {step}: {row}")
-            history.append(row)
-            pending.append({**row, "lr": lr})
-            bar.update(1)
-            bar.set_postfix(g_pix=f"{row['g_pix']:.3f}", d=f"{row['d_total']:.3f}")
-            if step % settings.log_every == 0 or step == settings.steps:
-                flush()
-            if step % settings.eval_every == 0 or step == settings.steps:
-                evaluations.append({"step": step, **evaluate(step)})
-            if step % settings.checkpoint_every == 0 or step == settings.steps:
-                elapsed = elapsed_before + time.perf_counter() - started
-                store.save({"step": step, "trainer": trainer.state_dict(), "rng": rng_state(), "history": history,
-                            "evaluations": evaluations, "elapsed": elapsed, "run_id": tracker.run_id,
-                            "fingerprint": fingerprint}, step)
-        bar.close()
-        flush()
-        final = evaluations[-1] if evaluations and evaluations[-1]["step"] == step else {"step": step,
-                                                                                          **evaluate(step)}
-        final_scores = {key: value for key, value in final.items() if key != "step"}
-        seconds = elapsed_before + time.perf_counter() - started
-        metrics = summary(settings, step, seconds, final_scores, references, trainer.vgg_info, device, len(val))
-        save_generator(outputs.model, trainer.generator, trainer.config)
-        write_losses_csv(outputs.losses, history)
-        write_json(outputs.metrics, metrics)
-        tracker.log_metrics([{"step": step, **{f"ref_{name}_{key}": value for name, scores in references.items()
-                                              for key, value in scores.items()}}])
-        tracker.log_generator(trainer.generator.eval(), tuple(renderer.size))
-        tracker.finish("FINISHED")
-        store.mark_complete(step)
-    except KeyboardInterrupt:
-        tracker.finish("KILLED")
-        raise
-    except Exception:
-        tracker.finish("FAILED")
-        raise
-    return metrics
+    return Training(settings, renderer, val, outputs, tracking_root, recipe, keep_checkpoints, progress).run()
 
 
 def summary(settings: TrainSettings, steps: int, seconds: float, scores: dict[str, float],
