@@ -193,6 +193,12 @@ def test_settings_name_params_yaml_and_the_key():
         TrainSettings.from_params(tiny_params(steps=0))
     with pytest.raises(InputError, match="no `train` section"):
         TrainSettings.from_params({"lr": 1e-4, "seed": 1})
+    exponent = tiny_params(steps=4, lr_d="5e-4")  # YAML 1.1 reads 5e-4 as a string
+    exponent["lr"] = "1e-4"
+    settings = TrainSettings.from_params(exponent)
+    assert (settings.lr, settings.lr_d) == (1e-4, 5e-4)
+    with pytest.raises(InputError, match="params.yaml: train.lr_d must be a number, got 'fast'"):
+        TrainSettings.from_params(tiny_params(steps=4, lr_d="fast"))
 
 
 def test_lr_decays_linearly_after_the_decay_start():

@@ -36,6 +36,17 @@ CHECKPOINT_PREFIX = "step-"
 COMPLETE_MARKER = "complete.json"
 
 
+NUMBER_KINDS = {"int": int, "float": float}
+
+
+def number(value: Any, kind: type, key: str, source: str) -> int | float:
+    """`value` as int or float ('1e-4' from `dvc exp run -S lr=1e-4` is a YAML string); else a clear error."""
+    try:
+        return kind(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{source}: {key} must be a number, got {value!r}") from None
+
+
 @dataclass
 class TrainSettings:
     """Everything the train stage reads from params.yaml: top-level `lr` and `seed`, and section `train`."""
@@ -76,9 +87,12 @@ class TrainSettings:
         absent += [key for key in ("lr", "seed") if key not in params]
         if absent:
             raise InputError(f"{source}: missing {', '.join(absent)}")
-        values = {name: train[name] for name in names if name in train}
-        settings = cls(lr=float(params["lr"]), seed=int(params["seed"]), raw=params, **values)
-        settings.betas = tuple(float(beta) for beta in settings.betas)
+        kinds = {item.name: NUMBER_KINDS.get(str(item.type)) for item in fields(cls)}
+        values = {name: number(train[name], kinds[name], f"train.{name}", source) if kinds[name] else train[name]
+                  for name in names if name in train}
+        settings = cls(lr=number(params["lr"], float, "lr", source), seed=number(params["seed"], int, "seed", source),
+                       raw=params, **values)
+        settings.betas = tuple(number(beta, float, "train.betas", source) for beta in settings.betas)
         settings.check(source)
         return settings
 
