@@ -1,4 +1,4 @@
-"""Smooth interpolation into holes (push-pull pyramid) and seam correction at a hole's border."""
+"""Smooth interpolation into holes (membrane, multigrid) and seam correction at a hole's border."""
 from __future__ import annotations
 
 import cv2
@@ -6,48 +6,58 @@ import numpy as np
 
 from carremoval.video.mask_sources import dilate
 
-MIN_WEIGHT = 1e-6
 SEAM_WORK_PIXELS = 20_000  # the seam offset is interpolated on at most this many pixels
 
 
-def smooth_fill(values: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """Fill the unknown pixels of a float image smoothly from the known ones (push-pull over a Gaussian pyramid).
+def smooth_fill(values: np.ndarray, known: np.ndarray, sweeps: int = 12) -> np.ndarray:
+    """Fill the unknown pixels of a float image with the membrane (harmonic) interpolation of the known ones.
 
-    values: HxW or HxWxC float32; known: HxW bool. Known pixels are returned unchanged; with nothing known the
-    result is zero.
+    Solves the Laplace equation in the unknown region with the known pixels as its boundary, coarse to fine: on
+    each level of a pyramid the upsampled coarser solution is refined by `sweeps` Jacobi iterations. Linear
+    ramps are reproduced exactly. values: HxW or HxWxC float32; known: HxW bool. Known pixels are returned
+    unchanged; with nothing known the result is zero.
     """
     values = values.astype(np.float32, copy=False)
     if known.all():
         return values.copy()
     if not known.any():
         return np.zeros_like(values)
-    weight = known.astype(np.float32)
-    levels = []
-    level_values = values * (weight[..., None] if values.ndim == 3 else weight)
-    while min(weight.shape) > 2 and (weight < MIN_WEIGHT).any():
-        levels.append((level_values, weight))
-        level_values, weight = cv2.pyrDown(level_values), cv2.pyrDown(weight)
-    estimate = _normalised(level_values, weight, fallback=_normalised_mean(level_values, weight))
-    for level_values, weight in reversed(levels):
-        coarse = cv2.pyrUp(estimate, dstsize=(weight.shape[1], weight.shape[0]))
-        confidence = np.minimum(weight, 1.0)
-        if values.ndim == 3:
-            confidence = confidence[..., None]
-        estimate = confidence * _normalised(level_values, weight, fallback=coarse) + (1 - confidence) * coarse
-    return np.where(known[..., None] if values.ndim == 3 else known, values, estimate).astype(np.float32)
+    levels = [(values, known)]
+    while not levels[-1][1].all() and min(levels[-1][1].shape) > 3:
+        levels.append(_half(*levels[-1]))
+    level_values, level_known = levels[-1]
+    solution = np.where(_channels(level_known, values), level_values, level_values[level_known].mean(axis=0))
+    for level_values, level_known in reversed(levels[:-1]):
+        height, width = level_known.shape
+        guess = cv2.resize(solution, (width, height), interpolation=cv2.INTER_LINEAR)
+        solution = _relax(np.where(_channels(level_known, values), level_values, guess), level_known, sweeps)
+    return np.where(_channels(known, values), values, solution).astype(np.float32)
 
 
-def _normalised(weighted: np.ndarray, weight: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    safe = np.maximum(weight, MIN_WEIGHT)
-    mean = weighted / (safe[..., None] if weighted.ndim == 3 else safe)
-    keep = weight > MIN_WEIGHT
-    return np.where(keep[..., None] if weighted.ndim == 3 else keep, mean, fallback)
+NEIGHBOURS = np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32)
 
 
-def _normalised_mean(weighted: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    total = max(float(weight.sum()), MIN_WEIGHT)
-    mean = weighted.reshape(-1, weighted.shape[-1]).sum(0) / total if weighted.ndim == 3 else weighted.sum() / total
-    return np.broadcast_to(np.asarray(mean, np.float32), weighted.shape)
+def _channels(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
+    return mask[..., None] if like.ndim == 3 else mask
+
+
+def _half(values: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The next pyramid level: each 2x2 block's mean over its known pixels; known where any pixel was."""
+    height, width = known.shape
+    size = ((width + 1) // 2, (height + 1) // 2)
+    weight = cv2.resize(known.astype(np.float32), size, interpolation=cv2.INTER_AREA)
+    weighted = cv2.resize(values * _channels(known, values), size, interpolation=cv2.INTER_AREA)
+    coarse_known = weight > 0
+    safe = np.maximum(weight, 1e-6)
+    return weighted / _channels(safe, values), coarse_known
+
+
+def _relax(values: np.ndarray, known: np.ndarray, sweeps: int) -> np.ndarray:
+    """Jacobi iterations of the Laplace equation on the unknown pixels."""
+    unknown = _channels(~known, values)
+    for _ in range(sweeps):
+        values = np.where(unknown, cv2.filter2D(values, -1, NEIGHBOURS, borderType=cv2.BORDER_REPLICATE), values)
+    return values
 
 
 def remap_points(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, interpolation: int) -> np.ndarray:
