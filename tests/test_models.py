@@ -9,6 +9,7 @@ from carremoval.data import image_to_tensor, mask_to_tensor
 from carremoval.io import InputError, read_mask, read_rgb
 from carremoval.models import build_discriminator, build_generator, load_generator, save_generator
 from carremoval.models.generators import pushpull_fill
+from carremoval.params import load_params
 
 SIZE = (32, 48)
 TINY = {"base_channels": 4, "depth": 3}
@@ -90,6 +91,14 @@ def test_pushpull_fill_beats_the_hole_mean_on_a_real_photo(shared_data):
     truth = x[m.expand_as(x) > 0]
     error = (filled[m.expand_as(x) > 0] - truth).abs().mean()
     assert error < (truth - x.mean()).abs().mean() * 0.7
+
+
+@pytest.mark.parametrize("kind", ["unet", "unet2"])
+def test_both_kinds_build_from_the_params_yaml_section(repo, kind):
+    section = {**load_params(repo / "params.yaml")["train"]["generator"], "kind": kind, **TINY}
+    generator = build_generator(**section, image_size=SIZE)
+    x, mask = batch()
+    assert generator(x, mask).shape == x.shape
 
 
 @pytest.mark.parametrize("kind", ["unet", "unet2"])

@@ -13,10 +13,10 @@ from torch.nn import functional as F
 PREFILLS = ("none", "pushpull")
 
 
-def norm_layer(kind: str, channels: int) -> nn.Module:
+def norm_layer(kind: str, channels: int, momentum: float = 0.1) -> nn.Module:
     """'batch' | 'instance' | 'none' normalisation for `channels` feature maps."""
     if kind == "batch":
-        return nn.BatchNorm2d(channels)
+        return nn.BatchNorm2d(channels, momentum=momentum)
     if kind == "instance":
         return nn.InstanceNorm2d(channels, affine=True)
     if kind == "none":
@@ -87,10 +87,14 @@ def same_conv(source: int, width: int, kernel: int) -> nn.Sequential:
     return nn.Sequential(nn.ZeroPad2d((before, after, before, after)), nn.Conv2d(source, width, kernel))
 
 
-class _DownBlock(nn.Module):
-    """The original's encoder level: conv (stride 1) + LeakyReLU, conv (stride s) + LeakyReLU, [BN, [max-pool]]."""
+KERAS_MOMENTUM = 0.2  # Keras BatchNormalization(momentum=0.8) in PyTorch's convention
 
-    def __init__(self, source: int, width: int, kernel: int, stride: int, batch_norm: bool, max_pool: bool):
+
+class _DownBlock(nn.Module):
+    """The original's encoder level: conv (stride 1) + LeakyReLU, conv (stride s) + LeakyReLU, [norm, [max-pool]]."""
+
+    def __init__(self, source: int, width: int, kernel: int, stride: int, normalise: bool, max_pool: bool,
+                 norm: str = "batch"):
         super().__init__()
         layers: list[nn.Module] = [
             same_conv(source, width, kernel), nn.LeakyReLU(0.2),
@@ -98,8 +102,8 @@ class _DownBlock(nn.Module):
             nn.Conv2d(width, width, kernel, stride=stride, padding=(kernel - stride) // 2),
             nn.LeakyReLU(0.2),
         ]
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(width, momentum=0.2))
+        if normalise:
+            layers.append(norm_layer(norm, width, KERAS_MOMENTUM))
             if max_pool:
                 layers.append(nn.MaxPool2d(2))
         self.body = nn.Sequential(*layers)
@@ -109,15 +113,16 @@ class _DownBlock(nn.Module):
 
 
 class _UpBlock(nn.Module):
-    """The original's decoder level: 2x upsampling, two convs + ReLU, BN, then concatenation with the skip."""
+    """The original's decoder level: 2x upsampling, two convs + ReLU, [dropout], norm, then the skip concatenated."""
 
-    def __init__(self, source: int, width: int, kernel: int):
+    def __init__(self, source: int, width: int, kernel: int, norm: str = "batch", dropout: float = 0.0):
         super().__init__()
         self.body = nn.Sequential(
             nn.Upsample(scale_factor=2, mode="nearest"),
             same_conv(source, width, kernel), nn.ReLU(),
             same_conv(width, width, kernel), nn.ReLU(),
-            nn.BatchNorm2d(width, momentum=0.2),
+            nn.Dropout(dropout) if dropout else nn.Identity(),
+            norm_layer(norm, width, KERAS_MOMENTUM),
         )
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
@@ -128,20 +133,21 @@ class TwoBranchUNet(nn.Module):
     """The original Keras generator, in PyTorch: two parallel encoder/decoder branches joined at the bottleneck.
 
     Branch 1 uses 4x4 kernels and strided convolutions, branch 2 uses 2x2 kernels and max-pooling; each branch
-    decodes with its own skips to a tanh image, and a final 4x4 convolution merges the two images. Keras'
-    BatchNormalization(momentum=0.8) is PyTorch momentum 0.2. `depth` levels (the original: 7 at 256x384).
+    decodes with its own skips to a tanh image, and a final 4x4 convolution merges the two images. `depth` levels
+    (the original: 7 at 256x384, batch norm, no dropout); `dropout_levels` inner decoder levels get dropout 0.5.
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 3, base_channels: int = 32, depth: int = 7):
+    def __init__(self, in_channels: int, out_channels: int = 3, base_channels: int = 32, depth: int = 7,
+                 norm: str = "batch", dropout_levels: int = 0):
         super().__init__()
         widths = [base_channels * min(2 ** level, 8) for level in range(depth)]
         self.encoder_a = nn.ModuleList(
-            _DownBlock(in_channels if level == 0 else widths[level - 1], width, 4, 2, level > 0, False)
+            _DownBlock(in_channels if level == 0 else widths[level - 1], width, 4, 2, level > 0, False, norm)
             for level, width in enumerate(widths)
         )
         self.encoder_b = nn.ModuleList(
             _DownBlock(in_channels if level == 0 else widths[level - 1], width, 2,
-                       2 if level == 0 else 1, level > 0, level > 0)
+                       2 if level == 0 else 1, level > 0, level > 0, norm)
             for level, width in enumerate(widths)
         )
         bottleneck = widths[-1]
@@ -149,8 +155,9 @@ class TwoBranchUNet(nn.Module):
         self.decoder_a, self.decoder_b = nn.ModuleList(), nn.ModuleList()
         source = bottleneck
         for level in reversed(range(depth - 1)):
-            self.decoder_a.append(_UpBlock(source, widths[level], 4))
-            self.decoder_b.append(_UpBlock(source, widths[level], 2))
+            dropout = 0.5 if depth - 2 - level < dropout_levels else 0.0
+            self.decoder_a.append(_UpBlock(source, widths[level], 4, norm, dropout))
+            self.decoder_b.append(_UpBlock(source, widths[level], 2, norm, dropout))
             source = 2 * widths[level]
         self.head_a = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                     same_conv(source, out_channels, 4), nn.Tanh())
