@@ -21,9 +21,9 @@ PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPT
 class FlowSettings:
     preset: str = "medium"
     scale: float = 1.0          # flow is computed on frames resized by this factor
-    fb_alpha: float = 0.01      # forward-backward check: |f + b|^2 < alpha (|f|^2 + |b|^2) + beta (full-res px^2)
-    fb_beta: float = 0.5
-    hole_tolerance: float = 4.0  # the check is this much looser for points inside a hole (completed flow)
+    fb_alpha: float = 0.01      # forward-backward check: |f + b|^2 < alpha (|f|^2 + |b|^2) + beta
+    fb_beta: float = 0.5        # (working-scale px^2)
+    hole_tolerance: float = 16.0  # the check is this much looser for points inside a hole (completed flow)
     margin: int = 6             # the flow is re-estimated this far (working px) around a hole: DIS smears the
                                 # car's own motion into the background next to it
 
@@ -123,8 +123,10 @@ def consistent(forward: np.ndarray, backward: np.ndarray, settings: FlowSettings
     """Forward-backward check (Sundaram et al.): a step there and back should return to the start.
 
     `tolerance` scales the allowed error (per point): completed flow inside a hole is an interpolation, so the
-    check there only has to catch gross disagreement, not occlusions.
+    check there only has to catch gross disagreement, not occlusions. Full-resolution displacements in; the
+    check is made in working-scale pixels, where the flow was measured.
     """
+    forward, backward = forward * settings.scale, backward * settings.scale
     loop = forward + backward
     size = (forward ** 2).sum(1) + (backward ** 2).sum(1)
     return (loop ** 2).sum(1) < tolerance * (settings.fb_alpha * size + settings.fb_beta)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from carremoval.io import InputError
-from carremoval.video.blending import ring_around, seam_correct
+from carremoval.video.blending import bounding_box, ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings
 from carremoval.video.mask_sources import prepare_mask
 from carremoval.video.propagation import Window, fill_targets, make_targets, propagate
@@ -35,10 +35,11 @@ class TemporalConfig:
     flow_preset: str = "medium"   # DIS preset: ultrafast | fast | medium
     flow_max_width: int = 640     # flow is computed on frames scaled down to at most this width
     fb_alpha: float = 0.01        # forward-backward consistency: relative tolerance
-    fb_beta: float = 0.5          # forward-backward consistency: absolute tolerance (px^2)
+    fb_beta: float = 0.5          # forward-backward consistency: absolute tolerance (flow px^2)
     flow_margin: int = 6          # flow is re-estimated this far (working-scale px) around each hole
     static_motion_px: float = 0.2  # a window whose median background motion is below this is a fixed camera
     max_keyframes: int = 4        # inpainter calls per window before the rest is filled frame by frame
+    smooth_residual: float = 0.005  # what is left in a frame, up to this share of it, is interpolated, not inpainted
     crf: int = 18                 # H.264 quality of .mp4/.mov/.m4v output (lower is better, 0-51)
     lossless: bool = False        # FFV1, bit-exact (the output must be .mkv; .mkv is always lossless)
 
@@ -55,7 +56,8 @@ class TemporalConfig:
     def flow_settings(self, width: int) -> FlowSettings:
         """Flow settings for frames `width` pixels wide."""
         scale = min(1.0, self.flow_max_width / width)
-        return FlowSettings(self.flow_preset, scale, self.fb_alpha, self.fb_beta, self.flow_margin)
+        return FlowSettings(preset=self.flow_preset, scale=scale, fb_alpha=self.fb_alpha, fb_beta=self.fb_beta,
+                            margin=self.flow_margin)
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> TemporalConfig:
@@ -84,6 +86,7 @@ class RemovalStats:
     static_windows: int = 0
     keyframes: int = 0
     frame_fills: int = 0           # inpainter calls on single frames for what could not be carried
+    smooth_fills: int = 0          # single frames whose last few pixels were interpolated from around them
 
     def to_dict(self) -> dict[str, float]:
         stats = dataclasses.asdict(self)
@@ -224,6 +227,11 @@ class TemporalRemover:
         fills = {t: self._sample(window, t, *fill_targets(window, t, past[t], future[t], carry=self._carry_weight(t, new)))
                  for t in holed}
         missing = {t: self._hole(window, t) & ~fills[t].filled for t in holed}
+        for t in holed:  # what is filled now is a source too, so made-up pixels can be carried through it
+            fill = fills[t]
+            window.colours[t][fill.filled] = np.clip(np.rint(fill.colours[fill.filled]), 0, 255).astype(np.uint8)
+            window.known[t] = window.known[t] | fill.filled
+            window.real[t] = window.real[t] | fill.real
         for _ in range(self.config.max_keyframes):
             keyframe = max(holed, key=lambda t: int(missing[t].sum()))
             if not missing[keyframe].any():
@@ -231,9 +239,7 @@ class TemporalRemover:
             self._make_up(window, keyframe, fills[keyframe], missing[keyframe])
             self._carry(window, fills, missing, new)
         for t in holed:
-            if missing[t].any():
-                self.stats.frame_fills += 1
-                fills[t] = self._inpaint_into(window.colours[t], fills[t], missing[t])
+            fills[t] = self._fill_rest(window.colours[t], fills[t], missing[t])
         return fills
 
     def _carry_weight(self, t: int, new: list[int]) -> float:
@@ -267,6 +273,23 @@ class TemporalRemover:
         made = self._inpaint_into(window.colours[t], fill, missing)
         window.colours[t][missing] = np.clip(np.rint(made.colours[missing]), 0, 255).astype(np.uint8)
         window.known[t] = window.known[t] | missing
+
+    def _fill_rest(self, image: np.ndarray, fill: _Fill, missing: np.ndarray) -> _Fill:
+        """Fill what neither the other frames nor a keyframe gave, in this frame alone: a few scattered pixels by
+        smooth interpolation from around them, a larger area by the inpainter."""
+        count = int(missing.sum())
+        if count == 0:
+            return fill
+        if count > self.config.smooth_residual * missing.size:
+            self.stats.frame_fills += 1
+            return self._inpaint_into(image, fill, missing)
+        self.stats.smooth_fills += 1
+        rows, cols = bounding_box(missing, margin=4)
+        local = np.where(fill.filled[rows, cols, None], fill.colours[rows, cols], image[rows, cols])
+        smooth = smooth_fill(local.astype(np.float32), ~missing[rows, cols])
+        colours = fill.colours.copy()
+        colours[rows, cols][missing[rows, cols]] = smooth[missing[rows, cols]]
+        return _Fill(colours, fill.filled | missing, fill.real & ~missing)
 
     def _inpaint_into(self, image: np.ndarray, fill: _Fill, missing: np.ndarray) -> _Fill:
         """Fill `missing` with the inpainter, given the frame with everything else of the fill in place."""
@@ -317,10 +340,7 @@ class TemporalRemover:
                                         unseen & self._hole(window, keyframe))
         fills = {t: self._static_fill(window, t) for t in holed}
         for t in holed:
-            missing = self._hole(window, t) & ~fills[t].filled
-            if missing.any():
-                self.stats.frame_fills += 1
-                fills[t] = self._inpaint_into(window.colours[t], fills[t], missing)
+            fills[t] = self._fill_rest(window.colours[t], fills[t], self._hole(window, t) & ~fills[t].filled)
         return fills
 
     def _static_fill(self, window: Window, t: int) -> _Fill:

@@ -1,0 +1,116 @@
+"""Video removal speed and memory: end-to-end fps (decode -> temporal remover -> encode) with given masks at
+432x240 and 854x480, beside decode+encode alone on the same file (the floor any remover pays), and the peak RSS
+of a 100-frame versus a 1000-frame video, each measured in its own process.
+
+Real footage: DAVIS car-roundabout (a panning camera, the car 7-16% of the frame) with its own car masks, played
+forwards and backwards to the needed length, H.264 in, H.264 out. The per-frame inpainter for unseen pixels is
+OpenCV Telea (the trained generator is timed by the evaluate stage).
+"""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from carremoval.bench import Check, Row, Section
+from carremoval.inpainters import telea
+from carremoval.params import repo_root
+from carremoval.video import TemporalConfig, masks_from_dir, remove_video
+from carremoval.video.evaluation import borrowed_masks, read_frame_dir
+from carremoval.video.io import VideoReader, VideoWriter
+
+SEQUENCE = repo_root().parent / "shared" / "data" / "videos" / "davis" / "car-roundabout"
+FPS_TARGET = 10.0          # frames/s at 432x240 with given masks, 2 CPU cores
+RSS_GROWTH_LIMIT = 0.10    # peak memory for 1000 frames within 10% of that for 100
+
+
+def make_input(folder: Path, size: tuple[int, int], count: int) -> tuple[Path, Path]:
+    """An H.264 video of `count` real frames at `size` and a folder of its car masks (ping-pong looped)."""
+    frames = read_frame_dir(SEQUENCE / "frames", size)
+    masks = borrowed_masks(SEQUENCE / "masks", count, size)  # ping-pong in the same order as the frames below
+    cycle = frames + frames[-2:0:-1]
+    video, mask_dir = folder / f"input_{size[0]}x{size[1]}_{count}.mp4", folder / f"masks_{size[0]}x{size[1]}_{count}"
+    mask_dir.mkdir()
+    with VideoWriter(video, *size, Fraction(24), crf=18) as writer:
+        for index in range(count):
+            writer.write(cycle[index % len(cycle)])
+            Image.fromarray(masks[index].astype(np.uint8) * 255).save(mask_dir / f"{index:05d}.png", compress_level=1)
+    return video, mask_dir
+
+
+def remove_once(video: Path, mask_dir: Path, output: Path) -> dict:
+    return remove_video(video, output, masks_from_dir(mask_dir), telea(), TemporalConfig(), progress=False)
+
+
+def transcode_once(video: Path, output: Path) -> None:
+    """Decode and encode with the same reader and writer settings, nothing in between."""
+    reader = VideoReader(video)
+    with VideoWriter(output, reader.info.width, reader.info.height, reader.info.fps, crf=18) as writer:
+        for frame in reader:
+            writer.write(frame)
+
+
+def speed(folder: Path, size: tuple[int, int], count: int, repeats: int) -> tuple[float, float, dict]:
+    """Median fps of removal and of decode+encode alone, timed in turns so machine load hits both alike."""
+    video, mask_dir = make_input(folder, size, count)
+    output = folder / "out.mp4"
+    removal, transcode = [], []
+    stats = {}
+    for _ in range(repeats):
+        start = time.perf_counter()
+        stats = remove_once(video, mask_dir, output)
+        removal.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        transcode_once(video, output)
+        transcode.append(time.perf_counter() - start)
+    return count / statistics.median(removal), count / statistics.median(transcode), stats
+
+
+def peak_rss_mb(video: Path, mask_dir: Path, output: Path) -> float:
+    """Peak resident memory (MB) of a fresh process that removes the car from `video`."""
+    # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (large) parent that forked the child
+    code = ("import sys; from pathlib import Path; from carremoval.bench.video import remove_once; "
+            "remove_once(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])); "
+            "print([line.split()[1] for line in open('/proc/self/status') if line.startswith('VmHWM:')][0])")
+    result = subprocess.run([sys.executable, "-c", code, str(video), str(mask_dir), str(output)],
+                            capture_output=True, text=True, check=True)
+    return int(result.stdout.strip().splitlines()[-1]) / 1024
+
+
+def run(quick: bool) -> Section:
+    section = Section("video")
+    repeats, clip = (1, 48) if quick else (3, 150)
+    short, long = (100, 300) if quick else (100, 1000)
+    with tempfile.TemporaryDirectory(prefix="bench_video_") as tmp:
+        folder = Path(tmp)
+        for size in ((432, 240), (854, 480)):
+            label = f"{size[0]}x{size[1]}"
+            removal, transcode, stats = speed(folder, size, clip, repeats)
+            note = f"median of {repeats}, {clip} frames, given masks"
+            section.rows += [
+                Row(f"remove end to end {label}", removal, "frames/s", note),
+                Row(f"decode+encode alone {label}", transcode, "frames/s", "same file and encoder, same run"),
+                Row(f"removal / decode+encode {label}", removal / transcode, "ratio"),
+                Row(f"propagated share of hole {label}", stats["propagated_fraction"], "fraction",
+                    f"{stats['keyframes']} keyframes, {stats['frame_fills']} single-frame fills"),
+            ]
+            if size == (432, 240):
+                section.checks.append(Check(f">= {FPS_TARGET:g} fps at 432x240 with given masks",
+                                            removal >= FPS_TARGET, f"{removal:.1f} frames/s"))
+        rss = {}
+        for count in (short, long):
+            video, mask_dir = make_input(folder, (432, 240), count)
+            rss[count] = peak_rss_mb(video, mask_dir, folder / "rss_out.mp4")
+            section.rows.append(Row(f"peak RSS {count} frames 432x240", rss[count], "MB", "own process"))
+        growth = rss[long] / rss[short] - 1
+        section.rows.append(Row(f"peak RSS growth {short} -> {long} frames", growth * 100, "%"))
+        section.checks.append(Check(f"peak RSS for {long} frames within {RSS_GROWTH_LIMIT:.0%} of {short}",
+                                    growth <= RSS_GROWTH_LIMIT, f"{rss[short]:.0f} MB -> {rss[long]:.0f} MB"))
+    return section
