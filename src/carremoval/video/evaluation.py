@@ -10,6 +10,7 @@ temporal remover and the per-frame baselines fill the same (dilated) holes; we r
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ import numpy as np
 from carremoval.inpainters import Inpainter, navier_stokes, telea
 from carremoval.io import InputError, read_mask, read_rgb
 from carremoval.metrics import psnr, ssim
+from carremoval.video.io import read_frames
 from carremoval.video.mask_sources import prepare_mask
 from carremoval.video.metrics import flicker, pair_flows, warp_error
 from carremoval.video.temporal import RemovalStats, TemporalConfig, remove_frames
@@ -138,7 +140,7 @@ def evaluate_with_ground_truth(frames: Sequence[np.ndarray], masks: Sequence[np.
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m carremoval.video.evaluation", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--frames", required=True, help="folder of ground-truth frames")
+    parser.add_argument("--frames", required=True, help="folder of ground-truth frames, or a video file")
     parser.add_argument("--masks-from", required=True, help="mask folder of another sequence (the holes)")
     parser.add_argument("--size", default="432x240", help="WIDTHxHEIGHT to resize to")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N frames")
@@ -146,7 +148,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--own-masks", help="the sequence's own object masks: place the holes off that object")
     args = parser.parse_args(argv)
     size = tuple(int(v) for v in args.size.split("x"))
-    frames = read_frame_dir(args.frames, size, args.limit)
+    if Path(args.frames).is_file():
+        frames = [cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+                  for frame in itertools.islice(read_frames(args.frames), args.limit)]
+    else:
+        frames = read_frame_dir(args.frames, size, args.limit)
     masks = borrowed_masks(args.masks_from, len(frames), size)
     if args.own_masks:
         own = borrowed_masks(args.own_masks, len(frames), size)
