@@ -4,7 +4,8 @@ Every hole pixel follows the (completed) flow to the previous frame, and from th
 found for that frame, until it lands on a pixel that frame knows: a chain of flows, resolved one frame at a time
 (O(frames) warps), that ends in a single bilinear read of the source frame, so the copy stays sharp however long
 the chain. The same runs backwards in time; each pixel takes the nearer source, a real observation before a
-hallucinated one. Each step must pass the forward-backward flow check.
+hallucinated one. Each step must pass the forward-backward flow check (looser inside holes, where both flows
+are interpolations and the check can only catch gross disagreement).
 """
 from __future__ import annotations
 
