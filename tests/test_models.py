@@ -32,10 +32,10 @@ def perturb(module: torch.nn.Module, seed: int = 1) -> None:
             parameter.add_(torch.randn(parameter.shape, generator=generator) * 0.1)
 
 
-@pytest.mark.parametrize("kind", ["unet", "unet2"])
+@pytest.mark.parametrize(("kind", "upsample"), [("unet", "transpose"), ("unet", "resize"), ("unet2", "transpose")])
 @pytest.mark.parametrize("prefill", ["pushpull", "none"])
-def test_mask_mode_keeps_every_pixel_outside_the_hole_bit_exact(kind, prefill):
-    generator = build_generator(kind, image_size=SIZE, mask_input=True, prefill=prefill, **TINY)
+def test_mask_mode_keeps_every_pixel_outside_the_hole_bit_exact(kind, upsample, prefill):
+    generator = build_generator(kind, image_size=SIZE, mask_input=True, prefill=prefill, upsample=upsample, **TINY)
     perturb(generator)
     x, mask = batch()
     for mode in (generator.train, generator.eval):
@@ -57,14 +57,17 @@ def test_blind_mode_regenerates_the_whole_image_and_ignores_the_mask():
     assert out.abs().max() <= 1.0
 
 
-def test_prefill_generator_starts_from_the_smooth_fill_and_learns_from_it():
-    generator = build_generator("unet", image_size=SIZE, prefill="pushpull", **TINY).eval()
+@pytest.mark.parametrize(("kind", "upsample"), [("unet", "transpose"), ("unet", "resize"), ("unet2", "resize")])
+def test_prefill_generator_starts_from_the_smooth_fill_and_learns_from_it(kind, upsample):
+    generator = build_generator(kind, image_size=SIZE, prefill="pushpull", upsample=upsample, **TINY).eval()
     x, mask = batch()
     start = generator(x, mask)
     assert torch.allclose(start, pushpull_fill(x, mask), atol=2e-3)
     generator.train()
     generator(x, mask).sum().backward()
     assert generator.backbone.output_layer.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="unknown upsample 'pixelshuffle'"):
+        build_generator(kind, image_size=SIZE, upsample="pixelshuffle", **TINY)
 
 
 def test_pushpull_fill_continues_smooth_surroundings_into_the_hole():

@@ -18,7 +18,7 @@ import pytest
 import torch
 import yaml
 
-from carremoval.data import PairFolder, RenderedPairs
+from carremoval.data import Augment, PairFolder, RenderedPairs
 from carremoval.io import InputError, write_png
 from carremoval.models import load_generator
 from carremoval.params import load_params
@@ -167,6 +167,23 @@ def test_rendered_pairs_walk_the_epochs_in_order(pairs):
     assert item["id"] == "1-3" and len(dataset) == renderer.pairs_per_epoch
     assert torch.equal(item["mask"][0] > 0.5, torch.from_numpy(pair.mask))
     assert item["input"].shape == (3, 32, 48) and -1 <= float(item["input"].min()) <= float(item["input"].max()) <= 1
+
+
+def test_augmentation_moves_the_pair_together_and_keeps_input_equal_to_target_outside_the_hole(pairs):
+    renderer = PairRenderer.from_recipe(pairs / "train_recipe.json")
+    pair = renderer.render(epoch=0, index=1)
+    mirror = Augment(flip=1.0)(pair.input, pair.target, pair.mask, np.random.default_rng(0))
+    assert all(np.array_equal(moved, original[:, ::-1]) for moved, original in
+               zip(mirror, (pair.input, pair.target, pair.mask)))
+    strong = Augment(flip=0.5, zoom=1.5, colour=0.2)
+    dataset = RenderedPairs(renderer, strong, seed=7)
+    for sample in range(6):
+        item = dataset[sample]
+        hole = item["mask"][0] > 0.5
+        assert torch.equal(item["input"][:, ~hole], item["target"][:, ~hole])
+        assert hole.any() and torch.equal(dataset[sample]["input"], item["input"]), "seeded per pair"
+    plain = RenderedPairs(renderer, Augment(flip=0.0), seed=7)[1]
+    assert torch.equal(plain["input"][0], torch.from_numpy(pair.input[..., 0]).float() / 127.5 - 1)
 
 
 def test_pair_folder_names_the_broken_file(pairs, tmp_path):

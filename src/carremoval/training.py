@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from carremoval.data import PairFolder, RenderedPairs, tensor_to_image
+from carremoval.data import Augment, PairFolder, RenderedPairs, tensor_to_image
 from carremoval.device import configure_cpu_threads, select_device
 from carremoval.io import InputError, atomic_file, write_json
 from carremoval.losses import AdversarialLoss, PixelLoss, VggInfo, build_perceptual_loss
@@ -73,6 +73,7 @@ class TrainSettings:
     amp: bool = True
     channels_last: bool = True
     workers: int = 0
+    augment: dict[str, Any] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -82,7 +83,8 @@ class TrainSettings:
             raise InputError(f"{source}: no `train` section")
         train = params["train"]
         names = [item.name for item in fields(cls) if item.name not in ("lr", "seed", "raw")]
-        required = [item.name for item in fields(cls) if item.default is MISSING and item.name in names]
+        required = [item.name for item in fields(cls)
+                    if item.default is MISSING and item.default_factory is MISSING and item.name in names]
         absent = [f"train.{name}" for name in required if name not in train]
         absent += [key for key in ("lr", "seed") if key not in params]
         if absent:
@@ -448,8 +450,8 @@ class Training:
     def _train(self) -> None:
         settings = self.settings
         bar = tqdm(total=settings.steps, initial=self.step, desc="train", unit="step", disable=not self.progress)
-        for batch in batches(RenderedPairs(self.renderer), settings.batch_size, self.step, settings.steps,
-                             settings.workers):
+        pairs = RenderedPairs(self.renderer, Augment.from_params(settings.augment), settings.seed)
+        for batch in batches(pairs, settings.batch_size, self.step, settings.steps, settings.workers):
             self.step += 1
             lr = self.trainer.set_lr(self.step)
             row = {"step": self.step, **self.trainer.step(batch)}

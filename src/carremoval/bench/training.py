@@ -10,7 +10,7 @@ import torch
 
 from carremoval.bench import Check, Row, Section, median_seconds
 from carremoval.bench.synthesis import shared_sources
-from carremoval.data import RenderedPairs
+from carremoval.data import Augment, RenderedPairs
 from carremoval.device import configure_cpu_threads, select_device
 from carremoval.params import load_params
 from carremoval.synthesis import PairRenderer
@@ -67,7 +67,8 @@ def run(quick: bool) -> Section:
     backgrounds, cutouts = shared_sources()
     renderer = PairRenderer(backgrounds, cutouts, size=size, seed=settings.seed)
     renderer.preload()
-    loader = batches(RenderedPairs(renderer), settings.batch_size, 0, 10_000, workers=0)
+    pairs = RenderedPairs(renderer, Augment.from_params(settings.augment), settings.seed)
+    loader = batches(pairs, settings.batch_size, 0, 10_000, workers=0)
     fed = median_seconds(synchronised(device, lambda: trainer.step(next(loader))), repeats=repeats)
     images = settings.batch_size
     section.rows += [

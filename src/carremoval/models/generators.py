@@ -33,15 +33,29 @@ def check_divisible(image_size: tuple[int, int], factor: int, what: str) -> None
         )
 
 
+UPSAMPLINGS = ("transpose", "resize")
+
+
+def up_layer(source: int, target: int, upsample: str) -> nn.Module:
+    """2x up: pix2pix's 4x4 transposed convolution, or bilinear resize + 3x3 convolution (no checkerboard)."""
+    if upsample == "transpose":
+        return nn.ConvTranspose2d(source, target, 4, stride=2, padding=1)
+    if upsample == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                             nn.Conv2d(source, target, 3, padding=1))
+    raise ValueError(f"unknown upsample {upsample!r} (expected one of {', '.join(UPSAMPLINGS)})")
+
+
 class UNet(nn.Module):
-    """pix2pix's U-Net: `depth` stride-2 4x4 convolutions down, transposed convolutions up, skips between.
+    """pix2pix's U-Net: `depth` stride-2 4x4 convolutions down, 2x up-layers back, skips between.
 
     Channels double per level from `base_channels` up to 8x; the inner `dropout_levels` decoder levels use
-    dropout 0.5 as in pix2pix (0 turns it off, which makes training deterministic given the seed).
+    dropout 0.5 as in pix2pix (0 turns it off, which makes training deterministic given the seed). `upsample`:
+    'transpose' (pix2pix) or 'resize' (bilinear + conv, free of transposed convolutions' checkerboard).
     """
 
     def __init__(self, in_channels: int, out_channels: int = 3, base_channels: int = 64, depth: int = 7,
-                 norm: str = "batch", dropout_levels: int = 0):
+                 norm: str = "batch", dropout_levels: int = 0, upsample: str = "transpose"):
         super().__init__()
         self.depth = depth
         widths = [base_channels * min(2 ** level, 8) for level in range(depth)]
@@ -58,13 +72,14 @@ class UNet(nn.Module):
         for level in reversed(range(depth)):
             source = widths[level] if level == depth - 1 else 2 * widths[level]
             target = out_channels if level == 0 else widths[level - 1]
-            layers = [nn.ReLU(), nn.ConvTranspose2d(source, target, 4, stride=2, padding=1)]
+            layers = [nn.ReLU(), up_layer(source, target, upsample)]
             if level > 0:
                 layers.append(norm_layer(norm, target))
                 if 0 < depth - 1 - level <= dropout_levels:
                     layers.append(nn.Dropout(0.5))
             self.up.append(nn.Sequential(*layers))
-        self.output_layer = self.up[-1][-1]
+        last = self.up[-1][-1]
+        self.output_layer = last if isinstance(last, nn.ConvTranspose2d) else last[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
@@ -134,11 +149,12 @@ class TwoBranchUNet(nn.Module):
 
     Branch 1 uses 4x4 kernels and strided convolutions, branch 2 uses 2x2 kernels and max-pooling; each branch
     decodes with its own skips to a tanh image, and a final 4x4 convolution merges the two images. `depth` levels
-    (the original: 7 at 256x384, batch norm, no dropout); `dropout_levels` inner decoder levels get dropout 0.5.
+    (the original: 7 at 256x384, batch norm, no dropout); `dropout_levels` inner decoder levels get dropout 0.5;
+    `upsample` is branch 2's last layer: 'transpose' (the original's 2x2 transposed conv) or 'resize'.
     """
 
     def __init__(self, in_channels: int, out_channels: int = 3, base_channels: int = 32, depth: int = 7,
-                 norm: str = "batch", dropout_levels: int = 0):
+                 norm: str = "batch", dropout_levels: int = 0, upsample: str = "transpose"):
         super().__init__()
         widths = [base_channels * min(2 ** level, 8) for level in range(depth)]
         self.encoder_a = nn.ModuleList(
@@ -161,7 +177,9 @@ class TwoBranchUNet(nn.Module):
             source = 2 * widths[level]
         self.head_a = nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"),
                                     same_conv(source, out_channels, 4), nn.Tanh())
-        self.head_b = nn.Sequential(nn.ConvTranspose2d(source, out_channels, 2, stride=2), nn.Tanh())
+        head_b = (nn.ConvTranspose2d(source, out_channels, 2, stride=2) if upsample == "transpose"
+                  else up_layer(source, out_channels, upsample))
+        self.head_b = nn.Sequential(head_b, nn.Tanh())
         self.merge = same_conv(2 * out_channels, out_channels, 4)
         self.output_layer = self.merge[1]
 
