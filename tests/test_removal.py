@@ -7,11 +7,11 @@ import torch
 from PIL import Image
 
 from carremoval.io import InputError, read_mask, read_rgb
+from carremoval.masks import dilate
 from carremoval.removal import (
     CropPolicy,
     GeneratorInpainter,
     context_crop,
-    dilate_mask,
     hole_boxes,
     load_photo,
     remove_from_photo,
@@ -41,7 +41,7 @@ def inpainter():
 @pytest.fixture(scope="module")
 def davis(shared_data):
     photo = shared_data / "photos/cars/davis_car-roundabout_00049.jpg"
-    mask = dilate_mask(read_mask(shared_data / "photos/cars/davis_car-roundabout_00049.mask.png"), 5)
+    mask = dilate(read_mask(shared_data / "photos/cars/davis_car-roundabout_00049.mask.png"), 5)
     return photo, mask
 
 

@@ -6,8 +6,8 @@ import pytest
 from PIL import Image
 
 from carremoval.io import InputError
-from carremoval.video.mask_sources import (mask_from_file, mask_source, masks_from_dir, masks_from_function,
-                                           prepare_mask, shadow_extend)
+from carremoval.masks import prepare_mask, shadow_extend
+from carremoval.video.mask_sources import mask_from_file, mask_source, masks_from_dir, masks_from_function
 
 DAVIS = "videos/davis/car-shadow"
 

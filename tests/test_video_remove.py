@@ -14,7 +14,7 @@ from carremoval.io import InputError
 from carremoval.video import TemporalConfig, mask_from_file, masks_from_dir, probe, read_frames, remove_video
 from carremoval.video.evaluation import borrowed_masks, read_frame_dir
 from carremoval.video.io import VideoWriter
-from carremoval.video.mask_sources import prepare_mask
+from carremoval.masks import prepare_mask
 from test_video_io import make_clip_with_audio
 
 SIZE = (320, 180)

@@ -13,7 +13,7 @@ from carremoval.io import InputError
 from carremoval.metrics import psnr
 from carremoval.video.evaluation import (borrowed_masks, evaluate_with_ground_truth, place_masks, read_frame_dir)
 from carremoval.video.io import read_frames
-from carremoval.video.mask_sources import prepare_mask
+from carremoval.masks import prepare_mask
 from carremoval.video.metrics import flicker, pair_flows
 from carremoval.video.temporal import RemovalStats, TemporalConfig, remove_frames
 

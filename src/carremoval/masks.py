@@ -1,4 +1,5 @@
-"""Binary car masks: clean-up (component choice, holes, blobs, edge), feathered alpha and the crop box."""
+"""Binary car masks: clean-up (component choice, holes, blobs, edge), feathered alpha, crop box, and the hole
+(dilation, ground-shadow extension) that removal replaces."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -143,3 +144,25 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two boolean masks (1.0 when both are empty)."""
     union = np.logical_or(a, b).sum()
     return 1.0 if union == 0 else float(np.logical_and(a, b).sum() / union)
+
+
+def shadow_extend(mask: np.ndarray, margin: int) -> np.ndarray:
+    """The mask extended `margin` px down and margin/2 px to each side, to take the car's ground shadow too."""
+    if margin <= 0:
+        return mask.astype(bool)
+    half = margin // 2
+    below = np.ones((margin + 1, 2 * half + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), below, anchor=(half, margin)).astype(bool)
+
+
+def dilate(mask: np.ndarray, px: int) -> np.ndarray:
+    """The mask grown by `px` pixels in every direction (a disc)."""
+    if px <= 0:
+        return mask.astype(bool)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
+    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
+
+
+def prepare_mask(mask: np.ndarray, dilate_px: int = 0, shadow_margin: int = 0) -> np.ndarray:
+    """The hole to fill: the car mask extended over its ground shadow, then dilated to cover its soft edges."""
+    return dilate(shadow_extend(mask, shadow_margin), dilate_px)

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from carremoval.io import InputError, atomic_file, open_image
+from carremoval.masks import dilate
 
 Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
@@ -24,17 +25,9 @@ class CropPolicy:
     feather_px: int = 3        # width of the blend ramp inside the hole's border (0 = hard paste)
 
 
-def dilate_mask(mask: np.ndarray, pixels: int) -> np.ndarray:
-    """Grow a bool mask by `pixels` with an elliptical kernel (0 = unchanged)."""
-    if pixels <= 0 or not mask.any():
-        return mask.astype(bool)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * pixels + 1, 2 * pixels + 1))
-    return cv2.dilate(mask.astype(np.uint8), kernel) > 0
-
-
 def hole_boxes(mask: np.ndarray, min_gap: int = 16) -> list[tuple[int, int, int, int]]:
     """Bounding boxes (x0, y0, x1, y1, exclusive) of the mask's blobs, merging blobs closer than `min_gap`."""
-    grown = dilate_mask(mask, min_gap // 2).astype(np.uint8)
+    grown = dilate(mask, min_gap // 2).astype(np.uint8)
     count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     boxes = []
     for label in range(1, count):

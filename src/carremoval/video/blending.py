@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from carremoval.video.mask_sources import dilate
+from carremoval.masks import dilate
 
 SEAM_WORK_PIXELS = 20_000  # the seam offset is interpolated on at most this many pixels
 

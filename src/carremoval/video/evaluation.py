@@ -24,7 +24,7 @@ from carremoval.inpainters import Inpainter, navier_stokes, telea
 from carremoval.io import InputError, read_mask, read_rgb
 from carremoval.metrics import psnr, ssim
 from carremoval.video.io import read_frames
-from carremoval.video.mask_sources import prepare_mask
+from carremoval.masks import prepare_mask
 from carremoval.video.metrics import flicker, pair_flows, warp_error
 from carremoval.video.temporal import RemovalStats, TemporalConfig, remove_frames
 

@@ -1,7 +1,6 @@
 """Per-frame car masks: from a folder of PNGs, one PNG for every frame, or a function (the segmenter).
 
-Masks are HxW bool, True = car. `prepare_mask` turns a car mask into the hole that gets replaced: dilated to
-cover the car's soft edges and, optionally, extended below the car to take its ground shadow too.
+Masks are HxW bool, True = car. carremoval.masks.prepare_mask turns a car mask into the hole that gets replaced.
 """
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import os
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
 
 from carremoval.io import InputError, read_mask
@@ -79,25 +77,3 @@ def masks_from_function(fn: Callable[[int, np.ndarray], np.ndarray], describe: s
 def mask_source(spec: str | os.PathLike) -> MaskSource:
     """A folder of PNGs or a single PNG, by what `spec` points at."""
     return masks_from_dir(spec) if Path(spec).is_dir() else mask_from_file(spec)
-
-
-def shadow_extend(mask: np.ndarray, margin: int) -> np.ndarray:
-    """The mask extended `margin` px down and margin/2 px to each side, to take the car's ground shadow too."""
-    if margin <= 0:
-        return mask.astype(bool)
-    half = margin // 2
-    below = np.ones((margin + 1, 2 * half + 1), np.uint8)
-    return cv2.dilate(mask.astype(np.uint8), below, anchor=(half, margin)).astype(bool)
-
-
-def dilate(mask: np.ndarray, px: int) -> np.ndarray:
-    """The mask grown by `px` pixels in every direction (a disc)."""
-    if px <= 0:
-        return mask.astype(bool)
-    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * px + 1, 2 * px + 1))
-    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
-
-
-def prepare_mask(mask: np.ndarray, dilate_px: int = 0, shadow_margin: int = 0) -> np.ndarray:
-    """The hole to fill: the car mask extended over its ground shadow, then dilated to cover its soft edges."""
-    return dilate(shadow_extend(mask, shadow_margin), dilate_px)

@@ -16,7 +16,7 @@ import numpy as np
 from carremoval.io import InputError
 from carremoval.video.blending import bounding_box, ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings
-from carremoval.video.mask_sources import prepare_mask
+from carremoval.masks import prepare_mask
 from carremoval.video.propagation import Window, fill_targets, make_targets, propagate
 from carremoval.video.static import BackgroundModel, camera_motion
 

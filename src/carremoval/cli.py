@@ -1,0 +1,180 @@
+"""`carremoval remove INPUT -o OUTPUT`: remove cars from a photo or a video."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from carremoval.io import InputError, read_mask
+from carremoval.params import repo_root
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+
+EPILOG = """\
+masks:
+  auto   segment cars with DeepLabV3 (needs pretrained weights: torchvision's cache or --segmenter-weights)
+  DIR    one binary PNG per frame (sorted by name), same size as the frames; 255 = car
+  FILE   one binary PNG for the photo, or for every frame of a video
+
+exit codes:
+  0 done, 1 unexpected failure, 2 bad input (the message names the file), 3 model or segmenter unavailable
+
+examples:
+  carremoval remove street.jpg -o clean.jpg --masks street.mask.png
+  carremoval remove drive.mp4 -o clean.mp4 --masks masks/ --dilate 9
+  carremoval remove drive.mp4 -o clean.mkv --masks auto --lossless
+"""
+
+
+class Unavailable(Exception):
+    """A model or segmenter the command needs cannot be loaded here."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="carremoval", description="Remove cars from photos and videos.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    remove = commands.add_parser(
+        "remove", help="remove the car(s) from a photo or a video", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Fill the car's pixels with plausible background; every pixel outside the dilated mask "
+                    "is left as it was (bit-identical in lossless outputs).",
+    )
+    remove.add_argument("input", type=Path, help="a photo (.jpg, .png, ...) or a video (.mp4, .avi, .mkv, ...)")
+    remove.add_argument("-o", "--output", type=Path,
+                        help="where to write the result (default: INPUT's name with _nocar, same format)")
+    remove.add_argument("--masks", default="auto", help="auto | DIR | FILE (see below; default: auto)")
+    remove.add_argument("--model", type=Path, help="generator weights (default: <repo>/models/generator.pt)")
+    remove.add_argument("--inpainter", choices=["generator", "telea", "ns"], default="generator",
+                        help="what fills pixels no frame ever shows (default: the trained generator)")
+    remove.add_argument("--dilate", type=int, default=7, help="grow the mask by this many pixels (default 7)")
+    remove.add_argument("--shadow-margin", type=int, default=0, metavar="PX",
+                        help="also remove this many pixels below the car: its ground shadow (default 0)")
+    remove.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    remove.add_argument("--segmenter-weights", default="DEFAULT",
+                        help="for --masks auto: DEFAULT (torchvision) or a .pth state dict")
+    remove.add_argument("--lossless", action="store_true", help="video: encode losslessly (FFV1; use .mkv)")
+    remove.add_argument("--no-progress", action="store_true", help="no progress bar")
+    remove.add_argument("-v", "--verbose", action="store_true", help="log more")
+    return parser
+
+
+def default_output(input_path: Path) -> Path:
+    return input_path.with_name(f"{input_path.stem}_nocar{input_path.suffix}")
+
+
+def is_photo(path: Path) -> bool:
+    return path.suffix.lower() in Image.registered_extensions() and path.suffix.lower() not in (".gif",)
+
+
+def build_inpainter(args: argparse.Namespace, device):
+    """The Inpainter for holes no frame shows: the trained generator, or an OpenCV baseline."""
+    from carremoval.inpainters import cv2_inpainter
+    from carremoval.removal import CropPolicy, GeneratorInpainter
+
+    if args.inpainter != "generator":
+        return cv2_inpainter(args.inpainter)
+    model = args.model or repo_root() / "models" / "generator.pt"
+    if not model.is_file():
+        raise Unavailable(f"{model}: no trained generator there; run `make repro`, pass --model, "
+                          "or use --inpainter telea")
+    return GeneratorInpainter.from_checkpoint(model, device, CropPolicy(feather_px=max(1, args.dilate // 2)))
+
+
+def build_segmenter(args: argparse.Namespace):
+    """The automatic car segmenter, or Unavailable with what to do instead."""
+    from carremoval.segmentation import CarSegmenter, SegmenterUnavailable
+
+    try:
+        return CarSegmenter.from_params({"weights": args.segmenter_weights, "device": args.device})
+    except SegmenterUnavailable as err:
+        raise Unavailable(f"--masks auto needs a car segmenter: {err}\n"
+                          "Give masks instead: --masks DIR (one PNG per frame) or --masks FILE.") from None
+
+
+def photo_mask(args: argparse.Namespace, rgb: np.ndarray) -> np.ndarray:
+    from carremoval.masks import prepare_mask
+
+    if args.masks == "auto":
+        mask = build_segmenter(args).masks([rgb])[0]
+    else:
+        source = Path(args.masks)
+        if source.is_dir():
+            files = sorted(p for p in source.iterdir() if p.suffix.lower() == ".png")
+            if len(files) != 1:
+                raise InputError(f"{source}: a photo needs exactly one mask PNG there, found {len(files)}")
+            source = files[0]
+        mask = read_mask(source, shape=rgb.shape[:2])
+    return prepare_mask(mask, args.dilate, args.shadow_margin)
+
+
+def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
+    from carremoval.removal import load_photo, remove_from_photo, save_photo
+
+    photo = load_photo(args.input)
+    mask = photo_mask(args, photo.rgb)
+    inpaint = build_inpainter(args, device) if mask.any() else None
+    result = remove_from_photo(photo, mask, inpaint)
+    save_photo(result, output)
+    return f"{args.input} -> {output}: {int(mask.sum())} pixels replaced ({mask.mean():.1%} of the photo)"
+
+
+def video_masks(args: argparse.Namespace):
+    from carremoval.video.mask_sources import mask_from_file, masks_from_dir, masks_from_function
+
+    if args.masks == "auto":
+        segmenter = build_segmenter(args)
+        return masks_from_function(lambda index, frame: segmenter.masks([frame])[0])
+    source = Path(args.masks)
+    if source.is_dir():
+        return masks_from_dir(source)
+    return mask_from_file(source)
+
+
+def remove_video_file(args: argparse.Namespace, output: Path, device) -> str:
+    from carremoval.video import TemporalConfig, remove_video
+
+    config = TemporalConfig(dilate_px=args.dilate, shadow_margin=args.shadow_margin, lossless=args.lossless)
+    stats = remove_video(args.input, output, video_masks(args), build_inpainter(args, device), config,
+                         progress=not args.no_progress)
+    return (f"{args.input} -> {output}: {stats['frames']} frames at {stats['fps_out']:.3g} fps, "
+            f"processed at {stats['processing_fps']:.1f} frames/s")
+
+
+def run_remove(args: argparse.Namespace) -> str:
+    from carremoval.device import select_device
+
+    output = args.output or default_output(args.input)
+    if not args.input.is_file():
+        raise InputError(f"{args.input}: file not found")
+    if output.resolve() == args.input.resolve():
+        raise InputError(f"{output}: the output would overwrite the input; choose another name")
+    if not output.parent.is_dir():
+        raise InputError(f"{output}: the output directory {output.parent} does not exist")
+    device = select_device(args.device)
+    runner = remove_photo if is_photo(args.input) else remove_video_file
+    return runner(args, output, device)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        print(run_remove(args))
+    except InputError as err:
+        print(f"carremoval: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Unavailable as err:
+        print(f"carremoval: error: {err}", file=sys.stderr)
+        return EXIT_UNAVAILABLE
+    except KeyboardInterrupt:
+        print("carremoval: interrupted; no output written", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
