@@ -1,0 +1,114 @@
+"""`carremoval remove` end to end on real photos and a real DAVIS clip: outputs, exit codes, bad input."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from carremoval.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNAVAILABLE, main
+from carremoval.io import read_mask, read_rgb
+from carremoval.masks import prepare_mask
+from carremoval.video import VideoWriter, probe, read_frames
+
+CLIP_FRAMES = 12
+
+
+@pytest.fixture(scope="module")
+def davis_clip(tmp_path_factory, shared_data):
+    """The first frames of DAVIS car-shadow as a lossless video, with their real masks in a folder."""
+    root = tmp_path_factory.mktemp("clip")
+    sequence = shared_data / "videos/davis/car-shadow"
+    frames = sorted((sequence / "frames").glob("*.jpg"))[:CLIP_FRAMES]
+    masks = root / "masks"
+    masks.mkdir()
+    with VideoWriter(root / "clip.mkv", 854, 480, Fraction(24), lossless=True) as writer:
+        for frame in frames:
+            writer.write(read_rgb(frame))
+            (masks / f"{frame.stem}.png").write_bytes((sequence / "masks" / f"{frame.stem}.png").read_bytes())
+    return root / "clip.mkv", masks
+
+
+def test_help_lists_the_options_and_exit_codes(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["remove", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--masks", "--model", "--dilate", "--device", "--shadow-margin", "exit codes"):
+        assert option in text
+
+
+def test_photo_with_a_given_mask_changes_only_the_dilated_hole(tmp_path, shared_data):
+    photo = shared_data / "photos/cars/rembg_car-2.jpg"
+    mask_file = shared_data / "photos/cars/rembg_car-2.mask.png"
+    out = tmp_path / "clean.png"
+    assert main(["remove", str(photo), "-o", str(out), "--masks", str(mask_file), "--inpainter", "telea",
+                 "--dilate", "5"]) == EXIT_OK
+    before, after = read_rgb(photo), read_rgb(out)
+    hole = prepare_mask(read_mask(mask_file), 5)
+    assert after.shape == before.shape
+    assert np.array_equal(after[~hole], before[~hole])
+    assert np.abs(after[hole].astype(int) - before[hole]).mean() > 10
+
+
+def test_video_with_mask_folder_keeps_frames_fps_and_pixels_outside_the_hole(tmp_path, davis_clip):
+    clip, masks = davis_clip
+    out = tmp_path / "clean.mkv"
+    assert main(["remove", str(clip), "-o", str(out), "--masks", str(masks), "--inpainter", "telea",
+                 "--lossless", "--no-progress"]) == EXIT_OK
+    source, result = probe(clip), probe(out)
+    assert (result.width, result.height, result.fps) == (source.width, source.height, source.fps)
+    frames_in, frames_out = list(read_frames(clip)), list(read_frames(out))
+    assert len(frames_out) == len(frames_in) == CLIP_FRAMES
+    mask_files = sorted(masks.glob("*.png"))
+    for frame_in, frame_out, mask_file in zip(frames_in, frames_out, mask_files):
+        hole = prepare_mask(read_mask(mask_file), 7)
+        assert np.array_equal(frame_out[~hole], frame_in[~hole])
+
+
+def test_corrupt_video_is_a_clear_error_and_leaves_no_output(tmp_path, capsys):
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    mask = tmp_path / "mask.png"
+    Image.new("L", (8, 8)).save(mask)
+    out = tmp_path / "out.mp4"
+    assert main(["remove", str(broken), "-o", str(out), "--masks", str(mask), "--inpainter", "telea"]) \
+        == EXIT_BAD_INPUT
+    assert "broken.mp4" in capsys.readouterr().err
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["broken.mp4", "mask.png"]
+
+
+def test_mask_of_the_wrong_size_names_the_mask(tmp_path, shared_data, capsys):
+    wrong = tmp_path / "wrong.png"
+    Image.new("L", (10, 10)).save(wrong)
+    out = tmp_path / "out.png"
+    code = main(["remove", str(shared_data / "photos/cars/rembg_car-1.jpg"), "-o", str(out), "--masks", str(wrong),
+                 "--inpainter", "telea"])
+    assert code == EXIT_BAD_INPUT and "wrong.png: mask is 10x10" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_output_in_a_missing_directory(tmp_path, shared_data, capsys):
+    code = main(["remove", str(shared_data / "photos/cars/rembg_car-1.jpg"), "-o", str(tmp_path / "no" / "x.png"),
+                 "--masks", str(shared_data / "photos/cars/rembg_car-1.mask.png")])
+    assert code == EXIT_BAD_INPUT and "does not exist" in capsys.readouterr().err
+
+
+def test_missing_model_and_missing_segmenter_weights_exit_3(tmp_path, shared_data, capsys, monkeypatch):
+    photo = str(shared_data / "photos/cars/rembg_car-1.jpg")
+    code = main(["remove", photo, "-o", str(tmp_path / "a.png"), "--model", str(tmp_path / "none.pt"),
+                 "--masks", str(shared_data / "photos/cars/rembg_car-1.mask.png")])
+    assert code == EXIT_UNAVAILABLE and "none.pt: no trained generator" in capsys.readouterr().err
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    code = main(["remove", photo, "-o", str(tmp_path / "b.png"), "--segmenter-weights", str(tmp_path / "no.pth")])
+    assert code == EXIT_UNAVAILABLE and "--masks DIR" in capsys.readouterr().err
+    assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
+
+
+def test_the_installed_command_runs(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "carremoval.cli", "remove", "--help"], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0 and "carremoval remove" in result.stdout
