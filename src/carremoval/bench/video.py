@@ -4,7 +4,8 @@ of a 100-frame versus a 1000-frame video, each measured in its own process.
 
 Real footage: DAVIS car-roundabout (a panning camera, the car 7-16% of the frame) with its own car masks, played
 forwards and backwards to the needed length, H.264 in, H.264 out. The per-frame inpainter for unseen pixels is
-OpenCV Telea (the trained generator is timed by the evaluate stage).
+OpenCV Telea (the trained generator is timed by the evaluate stage). With automatic masks, the car segmenter runs
+on every frame: random-init weights (no pretrained ones can be had offline; speed does not depend on the values).
 """
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from PIL import Image
 from carremoval.bench import Check, Row, Section
 from carremoval.inpainters import telea
 from carremoval.params import repo_root
-from carremoval.video import TemporalConfig, masks_from_dir, remove_video
+from carremoval.segmentation import CarSegmenter, SegmenterConfig, build_model
+from carremoval.video import TemporalConfig, masks_from_dir, masks_from_function, remove_video
 from carremoval.video.evaluation import borrowed_masks, read_frame_dir
 from carremoval.video.io import VideoReader, VideoWriter
 
@@ -73,6 +75,17 @@ def speed(folder: Path, size: tuple[int, int], count: int, repeats: int) -> tupl
     return count / statistics.median(removal), count / statistics.median(transcode), stats
 
 
+def auto_mask_speed(folder: Path, size: tuple[int, int], count: int, model: str) -> float:
+    """End-to-end fps with the car segmenter making every frame's mask (shorter side fed at the frame's own)."""
+    video, _ = make_input(folder, size, count)
+    config = SegmenterConfig(model=model, weights=None, inference_size=min(size), batch_size=1)
+    segmenter = CarSegmenter(build_model(model), config, "random init (bench)")
+    masks = masks_from_function(lambda index, frame: segmenter.masks([frame])[0], f"{model} (random init)")
+    start = time.perf_counter()
+    remove_video(video, folder / "auto.mp4", masks, telea(), TemporalConfig(), progress=False)
+    return count / (time.perf_counter() - start)
+
+
 def peak_rss_mb(video: Path, mask_dir: Path, output: Path) -> float:
     """Peak resident memory (MB) of a fresh process that removes the car from `video`."""
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (large) parent that forked the child
@@ -104,6 +117,10 @@ def run(quick: bool) -> Section:
             if size == (432, 240):
                 section.checks.append(Check(f">= {FPS_TARGET:g} fps at 432x240 with given masks",
                                             removal >= FPS_TARGET, f"{removal:.1f} frames/s"))
+        for model, frames in (("deeplabv3_mobilenet_v3_large", 24), ("deeplabv3_resnet101", 8)):
+            fps = auto_mask_speed(folder, (432, 240), 4 if quick else frames, model)
+            section.rows.append(Row(f"remove end to end 432x240, auto masks ({model})", fps, "frames/s",
+                                    "segmenter on every frame, random-init weights, one run"))
         rss = {}
         for count in (short, long):
             video, mask_dir = make_input(folder, (432, 240), count)
