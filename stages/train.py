@@ -22,11 +22,13 @@ OUTPUTS = TrainOutputs(model=WORKSPACE / "models/generator.pt", checkpoints=WORK
 
 
 def report(metrics: dict) -> str:
-    val, input_, telea = metrics["val"], metrics["reference"]["input"], metrics["reference"]["telea"]
+    val, references = metrics["val"], metrics["reference"]
+    l1 = ", ".join(f"{name} {scores['hole_l1']:.4f}" for name, scores in references.items())
+    telea = references["telea"]
     return (f"train: {metrics['steps']} steps in {metrics['seconds']:.0f} s ({metrics['images_per_second']} img/s, "
-            f"{metrics['device']}); val hole L1 {val['hole_l1']:.4f} (input {input_['hole_l1']:.4f}, "
-            f"Telea {telea['hole_l1']:.4f}), hole PSNR {val['hole_psnr']:.2f} dB (Telea {telea['hole_psnr']:.2f}), "
-            f"hole SSIM {val['hole_ssim']:.3f} (Telea {telea['hole_ssim']:.3f}); pretrained VGG: "
+            f"{metrics['device']}); val hole L1 {val['hole_l1']:.4f} ({l1}), hole PSNR {val['hole_psnr']:.2f} dB "
+            f"(Telea {telea['hole_psnr']:.2f}), hole SSIM {val['hole_ssim']:.3f} (Telea {telea['hole_ssim']:.3f}); "
+            f"pretrained VGG: "
             f"{metrics['vgg_pretrained']}\n-> {OUTPUTS.model.relative_to(WORKSPACE)}, "
             f"{OUTPUTS.metrics.relative_to(WORKSPACE)}, {OUTPUTS.losses.relative_to(WORKSPACE)}")
 

@@ -110,7 +110,8 @@ def test_a_short_run_trains_end_to_end_and_every_loss_term_reaches_mlflow(uninte
     assert metrics["steps"] == STEPS and metrics["val_pairs"] == 4 and metrics["device"] == "cpu"
     assert metrics["vgg_pretrained"] is False and metrics["vgg_source"].startswith("random")
     assert set(metrics["val"]) == {"psnr", "ssim", "hole_psnr", "hole_ssim", "hole_l1"}
-    assert set(metrics["reference"]) == {"input", "telea"}
+    assert set(metrics["reference"]) == {"input", "telea", "pushpull"}
+    assert {"beats_input_hole_l1", "beats_telea_hole_l1", "beats_pushpull_hole_l1"} <= set(metrics)
     assert json.loads(outputs.metrics.read_text()) == metrics
     rows = read_losses(outputs.losses)
     assert [row["step"] for row in rows] == list(range(1, STEPS + 1))
@@ -153,8 +154,8 @@ def test_references_on_real_pairs(pairs):
     image, _, mask = val.arrays(0)
     filled = telea(image, mask)
     assert np.array_equal(filled[~mask], image[~mask]) and not np.array_equal(filled[mask], image[mask])
-    references = reference_scores(val)
-    assert set(references) == {"input", "telea"}
+    references = reference_scores(val, prefill=True)
+    assert set(references) == {"input", "telea", "pushpull"}
     assert all(math.isfinite(value) for scores in references.values() for value in scores.values())
     assert references["input"]["hole_psnr"] != references["telea"]["hole_psnr"]
 

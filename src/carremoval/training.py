@@ -22,12 +22,13 @@ from torch import nn
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from carremoval.data import Augment, PairFolder, RenderedPairs, tensor_to_image
+from carremoval.data import Augment, PairFolder, RenderedPairs, image_to_tensor, mask_to_tensor, tensor_to_image
 from carremoval.device import configure_cpu_threads, select_device
 from carremoval.io import InputError, atomic_file, write_json
 from carremoval.losses import AdversarialLoss, PixelLoss, VggInfo, build_perceptual_loss
 from carremoval.metrics import image_scores, mean_scores
 from carremoval.models import build_discriminator, build_generator, discriminator_channels, save_generator
+from carremoval.models.generators import pushpull_fill
 from carremoval.params import flatten
 
 LOSS_TERMS = ("d_real", "d_fake", "d_total", "g_adv", "g_vgg", "g_pix", "g_total")
@@ -317,14 +318,24 @@ def telea(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return cv2.inpaint(image, mask.astype(np.uint8) * 255, TELEA_RADIUS, cv2.INPAINT_TELEA)
 
 
-def reference_scores(folder: PairFolder) -> dict[str, dict[str, float]]:
-    """The references every trained model must beat on the same pairs: the input itself and Telea."""
-    inputs, fills = [], []
+def pushpull(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """The generator's push-pull prefill alone, as uint8: what training has to improve on."""
+    filled = pushpull_fill(image_to_tensor(image)[None], mask_to_tensor(mask)[None])
+    return tensor_to_image(filled[0])
+
+
+def reference_scores(folder: PairFolder, prefill: bool = False) -> dict[str, dict[str, float]]:
+    """The references a trained model must beat on the same pairs: the input itself and Telea; with `prefill`,
+    also the push-pull fill the generator starts from (so the metrics show what training added)."""
+    methods = {"input": lambda image, mask: image, "telea": telea}
+    if prefill:
+        methods["pushpull"] = pushpull
+    outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
     for index in range(len(folder)):
         image, _, mask = folder.arrays(index)
-        inputs.append(image)
-        fills.append(telea(image, mask))
-    return {"input": score_outputs(folder, inputs), "telea": score_outputs(folder, fills)}
+        for name, method in methods.items():
+            outputs[name].append(method(image, mask))
+    return {name: score_outputs(folder, images) for name, images in outputs.items()}
 
 
 def sample_grid(folder: PairFolder, outputs: list[np.ndarray], count: int) -> np.ndarray:
@@ -433,7 +444,7 @@ class Training:
     def run(self) -> dict[str, Any]:
         """Train to the last step and write the outputs; the MLflow run ends FINISHED, KILLED or FAILED."""
         try:
-            references = reference_scores(self.val)
+            references = reference_scores(self.val, prefill=self.trainer.generator.prefill == "pushpull")
             if not self.tracker.resumed:
                 self.tracker.log_metrics([{"step": 0, **{f"ref_{name}_{key}": value for name, scores in
                                                          references.items() for key, value in scores.items()}}])
@@ -533,8 +544,7 @@ def summary(settings: TrainSettings, steps: int, seconds: float, scores: dict[st
         "val": {key: round(value, 5) for key, value in scores.items()},
         "reference": {name: {key: round(value, 5) for key, value in values.items()}
                       for name, values in references.items()},
-        "beats_input_hole_l1": scores["hole_l1"] < references["input"]["hole_l1"],
-        "beats_telea_hole_l1": scores["hole_l1"] < references["telea"]["hole_l1"],
+        **{f"beats_{name}_hole_l1": scores["hole_l1"] < values["hole_l1"] for name, values in references.items()},
         "vgg_pretrained": vgg.pretrained,
         "vgg_source": vgg.source,
     }
