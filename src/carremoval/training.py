@@ -13,7 +13,7 @@ import shutil
 import time
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import cv2
 import numpy as np
@@ -30,6 +30,9 @@ from carremoval.metrics import image_scores, mean_scores
 from carremoval.models import build_discriminator, build_generator, discriminator_channels, save_generator
 from carremoval.models.generators import pushpull_fill
 from carremoval.params import flatten
+
+if TYPE_CHECKING:
+    from carremoval.tracking import Tracker
 
 LOSS_TERMS = ("d_real", "d_fake", "d_total", "g_adv", "g_vgg", "g_pix", "g_total")
 TELEA_RADIUS = 3
@@ -412,7 +415,7 @@ class Training:
         self.pending: list[dict[str, float]] = []
         self.tracker = self._resume_or_start()
 
-    def _resume_or_start(self):
+    def _resume_or_start(self) -> Tracker:
         """Load the newest matching checkpoint (or clear the folder), then open or reopen the MLflow run."""
         from carremoval.tracking import Tracker, git_commit, run_name
 
