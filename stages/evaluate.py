@@ -4,12 +4,13 @@ Writes metrics/eval.json and reports/eval/ (photo strips input | ours | telea | 
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from carremoval.device import configure_cpu_threads, select_device
 from carremoval.evaluation import evaluate_photos, ground_truth_clip, real_removal, target_checks
 from carremoval.inpainters import navier_stokes, telea
-from carremoval.io import atomic_dir, write_json
+from carremoval.io import InputError, atomic_dir, write_json
 from carremoval.params import load_params, repo_root, resolve_path
 from carremoval.removal import GeneratorInpainter
 from carremoval.video import TemporalConfig
@@ -53,4 +54,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except InputError as err:
+        sys.exit(f"evaluate: {err}")

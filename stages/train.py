@@ -11,7 +11,7 @@ from pathlib import Path
 
 from carremoval.data import PairFolder
 from carremoval.io import InputError
-from carremoval.params import load_params, repo_root
+from carremoval.params import load_params, tracking_root
 from carremoval.synthesis import PairRenderer
 from carremoval.training import TrainOutputs, TrainSettings, run_training
 
@@ -39,7 +39,7 @@ def main() -> int:
     recipe = WORKSPACE / PAIRS / "train_recipe.json"
     renderer = PairRenderer.from_recipe(recipe)
     val = PairFolder(WORKSPACE / PAIRS / "val")
-    metrics = run_training(settings, renderer, val, OUTPUTS, tracking_root=repo_root(WORKSPACE), recipe=recipe)
+    metrics = run_training(settings, renderer, val, OUTPUTS, tracking_root=tracking_root(WORKSPACE), recipe=recipe)
     print(report(metrics))
     return 0
 

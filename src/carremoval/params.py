@@ -11,14 +11,24 @@ from carremoval.io import InputError
 
 
 def repo_root(start: str | os.PathLike | None = None) -> Path:
-    """The repository root: $DVC_ROOT when DVC runs us, else the nearest parent holding dvc.yaml or .git."""
-    if os.environ.get("DVC_ROOT"):
-        return Path(os.environ["DVC_ROOT"]).resolve()
+    """The workspace root: the nearest parent of `start` (default: the working directory) holding dvc.yaml or .git.
+
+    DVC runs stage commands there, also in the temporary copies of `dvc exp run --temp/--queue`, so params and
+    data are read from the workspace being run (not from $DVC_ROOT, which DVC points at the main repository).
+    """
     here = Path(start or Path.cwd()).resolve()
     for candidate in (here, *here.parents):
         if (candidate / "dvc.yaml").exists() or (candidate / ".git").exists():
             return candidate
     return here
+
+
+def tracking_root(start: str | os.PathLike | None = None) -> Path:
+    """Where stores shared by every experiment live (mlflow.db): $DVC_ROOT when DVC runs us (the main repository,
+    even for `dvc exp run --temp/--queue`), else the workspace root."""
+    if os.environ.get("DVC_ROOT"):
+        return Path(os.environ["DVC_ROOT"]).resolve()
+    return repo_root(start)
 
 
 def load_params(path: str | os.PathLike | None = None) -> dict[str, Any]:
