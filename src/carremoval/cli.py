@@ -81,7 +81,7 @@ def build_inpainter(args: argparse.Namespace, device):
     if not model.is_file():
         raise Unavailable(f"{model}: no trained generator there; run `make repro`, pass --model, "
                           "or use --inpainter telea")
-    return GeneratorInpainter.from_checkpoint(model, device, CropPolicy(feather_px=max(1, args.dilate // 2)))
+    return GeneratorInpainter.from_checkpoint(model, device, CropPolicy(feather_px=args.dilate // 2))
 
 
 def build_segmenter(args: argparse.Namespace):

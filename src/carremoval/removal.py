@@ -22,7 +22,8 @@ class CropPolicy:
 
     context: float = 2.0       # crop side = hole bounding-box side x context (before fitting the working aspect)
     min_crop_fraction: float = 0.0  # a crop is at least this fraction of the working size, in input pixels
-    feather_px: int = 3        # width of the blend ramp inside the hole's border (0 = hard paste)
+    feather_px: int = 0        # width of the blend ramp inside the hole's border (0 = hard paste); keep it under
+                               # the mask's dilation, so that only background pixels are blended in
 
 
 def hole_boxes(mask: np.ndarray, min_gap: int = 16) -> list[tuple[int, int, int, int]]:

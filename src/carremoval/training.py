@@ -15,7 +15,6 @@ from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
-import cv2
 import numpy as np
 import torch
 from torch import nn
@@ -24,6 +23,7 @@ from tqdm import tqdm
 
 from carremoval.data import Augment, PairFolder, RenderedPairs, image_to_tensor, mask_to_tensor, tensor_to_image
 from carremoval.device import configure_cpu_threads, select_device
+from carremoval.inpainters import telea
 from carremoval.io import InputError, atomic_file, write_json
 from carremoval.losses import AdversarialLoss, PixelLoss, VggInfo, build_perceptual_loss
 from carremoval.metrics import image_scores, mean_scores
@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from carremoval.tracking import Tracker
 
 LOSS_TERMS = ("d_real", "d_fake", "d_total", "g_adv", "g_vgg", "g_pix", "g_total")
-TELEA_RADIUS = 3
 CHECKPOINT_PREFIX = "step-"
 COMPLETE_MARKER = "complete.json"
 
@@ -316,11 +315,6 @@ def score_outputs(folder: PairFolder, outputs: list[np.ndarray]) -> dict[str, fl
     return mean_scores(rows)
 
 
-def telea(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """OpenCV Telea inpainting (radius 3), the classical reference; leaves pixels outside the mask alone."""
-    return cv2.inpaint(image, mask.astype(np.uint8) * 255, TELEA_RADIUS, cv2.INPAINT_TELEA)
-
-
 def pushpull(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """The generator's push-pull prefill alone, as uint8: what training has to improve on."""
     filled = pushpull_fill(image_to_tensor(image)[None], mask_to_tensor(mask)[None])
@@ -330,7 +324,7 @@ def pushpull(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
 def reference_scores(folder: PairFolder, prefill: bool = False) -> dict[str, dict[str, float]]:
     """The references a trained model must beat on the same pairs: the input itself and Telea; with `prefill`,
     also the push-pull fill the generator starts from (so the metrics show what training added)."""
-    methods = {"input": lambda image, mask: image, "telea": telea}
+    methods = {"input": lambda image, mask: image, "telea": telea(radius=3)}
     if prefill:
         methods["pushpull"] = pushpull
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
