@@ -24,8 +24,9 @@ from carremoval.models import load_generator
 from carremoval.params import load_params
 from carremoval.synthesis import PairRenderer
 from carremoval.synthesis.export import SynthesisSettings, synthesize
+from carremoval.inpainters import telea
 from carremoval.training import (LOSS_TERMS, Checkpoints, TrainOutputs, TrainSettings, lr_factor, reference_scores,
-                                 run_training, telea)
+                                 run_training)
 from test_synthesis_stage import write_manifests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -113,6 +114,7 @@ def test_a_short_run_trains_end_to_end_and_every_loss_term_reaches_mlflow(uninte
     assert set(metrics["reference"]) == {"input", "telea", "pushpull"}
     assert {"beats_input_hole_l1", "beats_telea_hole_l1", "beats_pushpull_hole_l1"} <= set(metrics)
     assert json.loads(outputs.metrics.read_text()) == metrics
+    assert list(outputs.checkpoints.iterdir()) == [], "a finished run leaves the persisted checkpoint folder empty"
     rows = read_losses(outputs.losses)
     assert [row["step"] for row in rows] == list(range(1, STEPS + 1))
     assert all(math.isfinite(row[name]) for row in rows for name in LOSS_TERMS)
@@ -152,7 +154,7 @@ def test_a_short_run_trains_end_to_end_and_every_loss_term_reaches_mlflow(uninte
 def test_references_on_real_pairs(pairs):
     val = PairFolder(pairs / "val")
     image, _, mask = val.arrays(0)
-    filled = telea(image, mask)
+    filled = telea()(image, mask)
     assert np.array_equal(filled[~mask], image[~mask]) and not np.array_equal(filled[mask], image[mask])
     references = reference_scores(val, prefill=True)
     assert set(references) == {"input", "telea", "pushpull"}
@@ -232,9 +234,8 @@ def test_checkpoints_keep_the_newest_and_skip_torn_or_foreign_files(tmp_path):
     (tmp_path / "checkpoints" / "step-00000006.pt").write_bytes(b"torn")
     assert store.latest("a")["step"] == 4
     assert store.latest("b") is None
-    store.mark_complete(4)
-    assert store.latest("a") is None
     store.reset()
+    assert store.latest("a") is None
     assert list((tmp_path / "checkpoints").iterdir()) == []
 
 

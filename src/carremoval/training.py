@@ -36,7 +36,6 @@ if TYPE_CHECKING:
 
 LOSS_TERMS = ("d_real", "d_fake", "d_total", "g_adv", "g_vgg", "g_pix", "g_total")
 CHECKPOINT_PREFIX = "step-"
-COMPLETE_MARKER = "complete.json"
 
 
 NUMBER_KINDS = {"int": int, "float": float}
@@ -248,7 +247,8 @@ def set_rng_state(state: dict[str, Any]) -> None:
 class Checkpoints:
     """Checkpoints in one folder: step-NNNNNNNN.pt written atomically, the newest `keep` kept.
 
-    `complete.json` marks a run whose outputs were all written: the next run with the same folder starts fresh.
+    A run that has written all its outputs empties the folder: checkpoints only serve a killed run, and an empty
+    folder keeps the persisted DVC output the same after every finished run (other experiments included).
     """
 
     def __init__(self, folder: str | os.PathLike, keep: int = 1):
@@ -270,8 +270,6 @@ class Checkpoints:
         """The newest readable checkpoint of this configuration, or None (a fresh start)."""
         for stale in self.folder.glob(f".{CHECKPOINT_PREFIX}*"):  # temp files of a killed save
             stale.unlink(missing_ok=True)
-        if (self.folder / COMPLETE_MARKER).exists():
-            return None
         for path in reversed(self.paths()):
             try:
                 state = torch.load(path, map_location="cpu", weights_only=True)
@@ -285,13 +283,10 @@ class Checkpoints:
         return None
 
     def reset(self) -> None:
-        """Remove every checkpoint and the completion mark (a fresh run)."""
+        """Remove every checkpoint (a fresh run, or a finished one)."""
         if self.folder.exists():
             shutil.rmtree(self.folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-
-    def mark_complete(self, step: int) -> None:
-        write_json(self.folder / COMPLETE_MARKER, {"step": step})
 
 
 def predict(generator: nn.Module, folder: PairFolder, device: torch.device, batch_size: int = 16) -> list[np.ndarray]:
@@ -517,7 +512,7 @@ class Training:
         write_json(self.outputs.metrics, metrics)
         self.tracker.log_generator(self.trainer.generator.eval(), tuple(self.renderer.size))
         self.tracker.finish("FINISHED")
-        self.store.mark_complete(self.step)
+        self.store.reset()
         return metrics
 
 
