@@ -22,16 +22,17 @@ def print_section(section: Section) -> None:
         print(f"  [{'PASS' if check.ok else 'MISS'}] {check.target}: {check.detail}")
 
 
-def row_value(section: dict, what: str) -> float | None:
-    return next((row["value"] for row in section.get("rows", []) if row["what"] == what), None)
+def row_value(section: dict, *parts: str) -> float | None:
+    """The value of the first row whose label contains every one of `parts`."""
+    return next((row["value"] for row in section.get("rows", []) if all(part in row["what"] for part in parts)), None)
 
 
 def rendering_keeps_up(results: dict) -> Check | None:
     """Issue 4's target: rendered pairs/s at the training size above training images/s (same run)."""
     if "synthesis" not in results or "training" not in results:
         return None
-    pairs = row_value(results["synthesis"], "render: pairs/s at training size")
-    images = row_value(results["training"], "train: full GAN step")
+    pairs = row_value(results["synthesis"], "render", "(params)")
+    images = row_value(results["training"], "full GAN step")
     if pairs is None or images is None:
         return None
     return Check("pair rendering is not the training bottleneck", pairs > images,
