@@ -6,20 +6,19 @@ import time
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
+from carremoval.inpainters import Inpainter
 from carremoval.io import read_mask, read_rgb, write_png
 from carremoval.masks import prepare_mask
 from carremoval.metrics import image_scores, mean_scores
 from carremoval.video import RemovalStats, TemporalConfig, VideoWriter, read_frames, remove_frames
 from carremoval.video.evaluation import borrowed_masks, evaluate_with_ground_truth, place_masks, read_frame_dir
 from carremoval.video.metrics import flicker, pair_flows, warp_error
-
-Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass

@@ -136,6 +136,15 @@ def crop_box(mask: np.ndarray, margin: int) -> tuple[int, int, int, int] | None:
     return max(0, x0 - margin), max(0, y0 - margin), min(width, x1 + margin), min(height, y1 + margin)
 
 
+def crop_slices(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
+    """crop_box as (rows, columns) slices for indexing; the mask must not be empty."""
+    box = crop_box(mask, margin)
+    if box is None:
+        raise ValueError("crop_slices: the mask is empty")
+    x0, y0, x1, y1 = box
+    return slice(y0, y1), slice(x0, x1)
+
+
 def touches_border(mask: np.ndarray) -> bool:
     return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
 

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import cv2
 import numpy as np
 import torch
 from PIL import Image
 
+from carremoval.data import image_to_tensor, mask_to_tensor, tensor_to_image
+from carremoval.inpainters import Inpainter
 from carremoval.io import InputError, atomic_file, open_image
-from carremoval.masks import dilate
-
-Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
+from carremoval.masks import bounding_box, dilate
 
 
 @dataclass(frozen=True)
@@ -32,10 +31,10 @@ def hole_boxes(mask: np.ndarray, min_gap: int = 16) -> list[tuple[int, int, int,
     count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
     boxes = []
     for label in range(1, count):
-        x, y, w, h = stats[label, :4]
-        ys, xs = np.nonzero(mask[y:y + h, x:x + w])
-        if len(xs):
-            boxes.append((x + int(xs.min()), y + int(ys.min()), x + int(xs.max()) + 1, y + int(ys.max()) + 1))
+        x, y, w, h = (int(value) for value in stats[label, :4])
+        box = bounding_box(mask[y:y + h, x:x + w])
+        if box is not None:
+            boxes.append((x + box[0], y + box[1], x + box[2], y + box[3]))
     return sorted(boxes)
 
 
@@ -133,10 +132,9 @@ class GeneratorInpainter:
         shrinking = padded.shape[0] > work_h
         small = cv2.resize(padded, (work_w, work_h), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
         small_mask = cv2.resize(padded_mask * 255, (work_w, work_h), interpolation=cv2.INTER_AREA) > 0
-        x = torch.from_numpy(small).to(self.device).permute(2, 0, 1)[None].float() / 127.5 - 1.0
-        m = torch.from_numpy(small_mask).to(self.device)[None, None].float()
-        output = self.generator(x, m)[0].permute(1, 2, 0).clamp(-1, 1)
-        output = ((output + 1.0) * 127.5).round().byte().cpu().numpy()
+        x = image_to_tensor(small)[None].to(self.device)
+        m = mask_to_tensor(small_mask)[None].to(self.device)
+        output = tensor_to_image(self.generator(x, m)[0])
         large = cv2.resize(output, (padded.shape[1], padded.shape[0]), interpolation=cv2.INTER_CUBIC)
         return large[:height, :width]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from carremoval.masks import dilate
+from carremoval.masks import crop_slices, dilate
 
 SEAM_WORK_PIXELS = 20_000  # the seam offset is interpolated on at most this many pixels
 
@@ -74,14 +74,6 @@ def remap_points(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, interpolatio
     return values.reshape(rows * width, channels)[:count]
 
 
-def bounding_box(mask: np.ndarray, margin: int) -> tuple[slice, slice]:
-    """Row and column slices around the True pixels of `mask`, widened by `margin` (clipped to the image)."""
-    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
-    height, width = mask.shape
-    return (slice(max(rows[0] - margin, 0), min(rows[-1] + margin + 1, height)),
-            slice(max(cols[0] - margin, 0), min(cols[-1] + margin + 1, width)))
-
-
 def ring_around(hole: np.ndarray, width: int) -> np.ndarray:
     """The band of pixels up to `width` px outside the hole."""
     return dilate(hole, width) & ~hole
@@ -96,7 +88,7 @@ def seam_correct(frame: np.ndarray, fill: np.ndarray, hole: np.ndarray, ring_val
     """
     if not ring_valid.any() or not hole.any():
         return fill
-    rows, cols = bounding_box(hole | ring_valid, margin=2)
+    rows, cols = crop_slices(hole | ring_valid, margin=2)
     offset = frame[rows, cols].astype(np.float32) - fill[rows, cols]
     known = ring_valid[rows, cols]
     offset[~known] = 0

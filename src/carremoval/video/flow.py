@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from carremoval.video.blending import bounding_box, remap_points, smooth_fill
+from carremoval.masks import crop_slices
+from carremoval.video.blending import remap_points, smooth_fill
 
 COMPLETION_MARGIN = 24  # working px of flow around a hole that the smooth completion looks at
 PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
@@ -78,7 +79,7 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray) -> np.ndarray:
     if not hole.any():
         return flow
     homography = camera_homography(flow, ~hole)
-    rows, cols = bounding_box(hole, margin=COMPLETION_MARGIN)
+    rows, cols = crop_slices(hole, margin=COMPLETION_MARGIN)
     local_flow, local_hole = flow[rows, cols], hole[rows, cols]
     if homography is None:
         completed = smooth_fill(local_flow, ~local_hole)

@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
-from carremoval.video.blending import bounding_box, ring_around, seam_correct, smooth_fill
+from carremoval.masks import crop_slices, prepare_mask
+from carremoval.video.blending import ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings
-from carremoval.masks import prepare_mask
 from carremoval.video.propagation import Window, fill_targets, make_targets, propagate
 from carremoval.video.static import BackgroundModel, camera_motion
-
-Inpainter = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -284,7 +283,7 @@ class TemporalRemover:
             self.stats.frame_fills += 1
             return self._inpaint_into(image, fill, missing)
         self.stats.smooth_fills += 1
-        rows, cols = bounding_box(missing, margin=4)
+        rows, cols = crop_slices(missing, margin=4)
         local = np.where(fill.filled[rows, cols, None], fill.colours[rows, cols], image[rows, cols])
         smooth = smooth_fill(local.astype(np.float32), ~missing[rows, cols])
         colours = fill.colours.copy()
