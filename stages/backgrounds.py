@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 from carremoval.backgrounds import run_backgrounds
 from carremoval.device import configure_cpu_threads
 from carremoval.io import InputError
 from carremoval.params import load_params, repo_root
+from carremoval.stage import run_stage
 
 RAW = "data/raw"
 OUT = "data/interim/backgrounds"
@@ -27,7 +27,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (InputError, ValueError) as err:
-        sys.exit(f"backgrounds: {err}")
+    run_stage("backgrounds", main, errors=(InputError, ValueError))

@@ -2,24 +2,16 @@
 sha256}), downloaded, verified, extracted and indexed into data/raw/datasets/{<name>/, manifest.jsonl}."""
 from __future__ import annotations
 
-import sys
-
 from carremoval.datasets import build_datasets, parse_archives
-from carremoval.io import InputError
 from carremoval.params import load_params, repo_root, resolve_path
+from carremoval.stage import run_stage
 
 
 def main() -> int:
     root = repo_root()
     params = load_params()["datasets"]
     out_dir = root / "data" / "raw" / "datasets"
-    try:
-        counts = build_datasets(
-            parse_archives(params.get("archives")), out_dir, resolve_path(params["download_dir"], root)
-        )
-    except InputError as err:
-        print(f"datasets: {err}", file=sys.stderr)
-        return 1
+    counts = build_datasets(parse_archives(params.get("archives")), out_dir, resolve_path(params["download_dir"], root))
     images = sum(entry["images"] for entry in counts.values())
     print(f"datasets: {images} images from {len(counts)} archives -> {out_dir.relative_to(root)}")
     for name, entry in counts.items():
@@ -28,4 +20,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_stage("datasets", main)

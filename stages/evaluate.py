@@ -4,15 +4,15 @@ Writes metrics/eval.json and reports/eval/ (photo strips input | ours | telea | 
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from carremoval.device import configure_cpu_threads, select_device
 from carremoval.evaluation import evaluate_photos, ground_truth_clip, real_removal, target_checks
 from carremoval.inpainters import navier_stokes, telea
-from carremoval.io import InputError, atomic_dir, write_json
+from carremoval.io import atomic_dir, write_json
 from carremoval.params import load_params, repo_root, resolve_path
 from carremoval.removal import GeneratorInpainter
+from carremoval.stage import run_stage
 from carremoval.video import TemporalConfig
 
 
@@ -54,7 +54,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except InputError as err:
-        sys.exit(f"evaluate: {err}")
+    run_stage("evaluate", main)

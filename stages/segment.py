@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import logging
-import sys
 
 from carremoval.cutouts import run_segment
 from carremoval.device import configure_cpu_threads
 from carremoval.io import InputError
 from carremoval.params import load_params, repo_root
+from carremoval.stage import run_stage
 
 RAW = "data/raw/motorpage"
 OUT = "data/interim/cutouts"
@@ -27,7 +27,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except (InputError, ValueError) as err:
-        sys.exit(f"segment: {err}")
+    run_stage("segment", main, errors=(InputError, ValueError))

@@ -1,10 +1,9 @@
 """DVC stage `synthesize`: backgrounds + cut-outs -> val/test pairs on disk, the train recipe, a preview grid."""
 from __future__ import annotations
 
-import sys
-
-from carremoval.io import InputError, write_json
+from carremoval.io import write_json
 from carremoval.params import load_params, repo_root
+from carremoval.stage import run_stage
 from carremoval.synthesis.export import SynthesisSettings, split_report, synthesize
 
 BACKGROUNDS = "data/interim/backgrounds"
@@ -25,7 +24,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InputError as err:
-        sys.exit(f"synthesize: {err}")
+    run_stage("synthesize", main)

@@ -6,12 +6,11 @@ from models/checkpoints/ (a persisted output) on the next `dvc repro`.
 """
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 from carremoval.data import PairFolder
-from carremoval.io import InputError
 from carremoval.params import load_params, tracking_root
+from carremoval.stage import run_stage
 from carremoval.synthesis import PairRenderer
 from carremoval.training import TrainOutputs, TrainSettings, run_training
 
@@ -45,7 +44,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except InputError as err:
-        sys.exit(f"train: {err}")
+    run_stage("train", main)
