@@ -1,4 +1,4 @@
-"""Generators, the push-pull prefill, the PatchGAN discriminator, and saving/loading the generator."""
+"""Generators, the push-pull and row-wise prefills, the PatchGAN discriminator, and saving/loading the generator."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +8,7 @@ import torch
 from carremoval.data import image_to_tensor, mask_to_tensor
 from carremoval.io import InputError, read_mask, read_rgb
 from carremoval.models import build_discriminator, build_generator, load_generator, save_generator
-from carremoval.models.generators import pushpull_fill
+from carremoval.models.generators import pushpull_fill, rows_fill
 from carremoval.params import load_params
 
 SIZE = (32, 48)
@@ -33,7 +33,7 @@ def perturb(module: torch.nn.Module, seed: int = 1) -> None:
 
 
 @pytest.mark.parametrize(("kind", "upsample"), [("unet", "transpose"), ("unet", "resize"), ("unet2", "transpose")])
-@pytest.mark.parametrize("prefill", ["pushpull", "none"])
+@pytest.mark.parametrize("prefill", ["pushpull", "pushpull_rows", "none"])
 def test_mask_mode_keeps_every_pixel_outside_the_hole_bit_exact(kind, upsample, prefill):
     generator = build_generator(kind, image_size=SIZE, mask_input=True, prefill=prefill, upsample=upsample, **TINY)
     perturb(generator)
@@ -68,6 +68,33 @@ def test_prefill_generator_starts_from_the_smooth_fill_and_learns_from_it(kind, 
     assert generator.backbone.output_layer.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="unknown upsample 'pixelshuffle'"):
         build_generator(kind, image_size=SIZE, upsample="pixelshuffle", **TINY)
+
+
+def test_two_prefill_generator_starts_from_the_mean_of_both_fills():
+    generator = build_generator("unet", image_size=SIZE, prefill="pushpull_rows", **TINY).eval()
+    first_conv = next(m for m in generator.backbone.modules() if isinstance(m, torch.nn.Conv2d))
+    assert first_conv.in_channels == 7  # both fills and the hole
+    x, mask = batch()
+    expected = (pushpull_fill(x, mask) + rows_fill(x, mask)) / 2
+    assert torch.allclose(generator(x, mask), expected, atol=2e-3)
+    with pytest.raises(ValueError, match="unknown prefill 'rows'"):
+        build_generator("unet", image_size=SIZE, prefill="rows", **TINY)
+
+
+def test_rows_fill_continues_horizontal_layers_that_pushpull_blurs():
+    """Bands of colour stacked vertically (sky, facade, road) are continued exactly along each row; a row the
+    hole crosses completely falls back to the push-pull fill."""
+    bands = torch.repeat_interleave(torch.tensor([-0.8, 0.1, 0.6, -0.3]), 16).view(1, 1, 64, 1)
+    layered = bands.expand(1, 3, 64, 96).clone()
+    hole = torch.zeros(1, 1, 64, 96)
+    hole[..., 10:50, 20:80] = 1
+    hole[..., 60:62, :] = 1
+    inside = hole.expand_as(layered) > 0
+    by_rows, smooth = rows_fill(layered, hole), pushpull_fill(layered, hole)
+    assert torch.equal(by_rows[~inside], layered[~inside])
+    assert torch.allclose(by_rows[..., :56, :], layered[..., :56, :], atol=1e-6)
+    assert (smooth - layered).abs()[inside].mean() > 0.05
+    assert torch.equal(by_rows[..., 60:62, :], smooth[..., 60:62, :])
 
 
 def test_pushpull_fill_continues_smooth_surroundings_into_the_hole():

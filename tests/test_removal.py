@@ -65,6 +65,14 @@ def test_the_crop_keeps_the_working_aspect_and_is_never_squashed(davis, inpainte
     assert inpainter.generator.seen_shapes == [(1, 3, 128, 192)]
 
 
+def test_a_small_hole_is_filled_at_the_training_scale_not_zoomed_in():
+    box = (400, 200, 430, 220)  # a 30x20 hole in an 854x480 frame
+    left, top, right, bottom = context_crop(box, (480, 854), (128, 192), CropPolicy())
+    assert (bottom - top, right - left) == (128, 192)
+    left, top, right, bottom = context_crop(box, (480, 854), (128, 192), CropPolicy(min_crop_fraction=0.0))
+    assert (bottom - top, right - left) == (40, 60)
+
+
 def test_two_separate_cars_get_two_crops(shared_data, inpainter):
     rgb = read_rgb(shared_data / "photos/cars/rembg_car-3.jpg")
     mask = read_mask(shared_data / "photos/cars/rembg_car-3.mask.png")

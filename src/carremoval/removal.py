@@ -20,7 +20,9 @@ class CropPolicy:
     """How much context goes around a hole, and how the seam is blended."""
 
     context: float = 2.0       # crop side = hole bounding-box side x context (before fitting the working aspect)
-    min_crop_fraction: float = 0.0  # a crop is at least this fraction of the working size, in input pixels
+    min_crop_fraction: float = 1.0  # a crop is at least this fraction of the working size, in input pixels: at 1,
+                                    # a small hole is filled at the pixel scale the generator was trained at, not
+                                    # zoomed in (val hole PSNR 18.85 dB against 18.82 at 0)
     feather_px: int = 0        # width of the blend ramp inside the hole's border (0 = hard paste); keep it under
                                # the mask's dilation, so that only background pixels are blended in
 

@@ -13,7 +13,7 @@ import shutil
 import time
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -23,12 +23,12 @@ from tqdm import tqdm
 
 from carremoval.data import Augment, PairFolder, RenderedPairs, image_to_tensor, mask_to_tensor, tensor_to_image
 from carremoval.device import configure_cpu_threads, select_device
-from carremoval.inpainters import telea
+from carremoval.inpainters import Inpainter, telea
 from carremoval.io import InputError, atomic_file, write_json
 from carremoval.losses import AdversarialLoss, PixelLoss, VggInfo, build_perceptual_loss
 from carremoval.metrics import image_scores, mean_scores
 from carremoval.models import build_discriminator, build_generator, discriminator_channels, save_generator
-from carremoval.models.generators import pushpull_fill
+from carremoval.models.generators import PREFILL_FILLS
 from carremoval.params import flatten
 
 if TYPE_CHECKING:
@@ -310,18 +310,19 @@ def score_outputs(folder: PairFolder, outputs: list[np.ndarray]) -> dict[str, fl
     return mean_scores(rows)
 
 
-def pushpull(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """The generator's push-pull prefill alone, as uint8: what training has to improve on."""
-    filled = pushpull_fill(image_to_tensor(image)[None], mask_to_tensor(mask)[None])
-    return tensor_to_image(filled[0])
+def prefill_inpainter(fill: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Inpainter:
+    """One of the generator's prefill fills alone (e.g. `pushpull_fill`) as a uint8 Inpainter."""
+    def inpaint(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        return tensor_to_image(fill(image_to_tensor(image)[None], mask_to_tensor(mask)[None])[0])
+    return inpaint
 
 
-def reference_scores(folder: PairFolder, prefill: bool = False) -> dict[str, dict[str, float]]:
-    """The references a trained model must beat on the same pairs: the input itself and Telea; with `prefill`,
-    also the push-pull fill the generator starts from (so the metrics show what training added)."""
+def reference_scores(folder: PairFolder, prefill: str = "none") -> dict[str, dict[str, float]]:
+    """The references a trained model must beat on the same pairs: the input itself and Telea, plus each fill
+    the generator's `prefill` starts from (so the metrics show what training added)."""
     methods = {"input": lambda image, mask: image, "telea": telea(radius=3)}
-    if prefill:
-        methods["pushpull"] = pushpull
+    for name, fill in PREFILL_FILLS.get(prefill, {}).items():
+        methods[name] = prefill_inpainter(fill)
     outputs: dict[str, list[np.ndarray]] = {name: [] for name in methods}
     for index in range(len(folder)):
         image, _, mask = folder.arrays(index)
@@ -436,7 +437,7 @@ class Training:
     def run(self) -> dict[str, Any]:
         """Train to the last step and write the outputs; the MLflow run ends FINISHED, KILLED or FAILED."""
         try:
-            references = reference_scores(self.val, prefill=self.trainer.generator.prefill == "pushpull")
+            references = reference_scores(self.val, prefill=self.trainer.generator.prefill)
             if not self.tracker.resumed:
                 self.tracker.log_metrics([{"step": 0, **{f"ref_{name}_{key}": value for name, scores in
                                                          references.items() for key, value in scores.items()}}])

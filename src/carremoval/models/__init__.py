@@ -14,7 +14,7 @@ from torch import nn
 
 from carremoval.io import InputError, atomic_file
 from carremoval.models.discriminators import PatchDiscriminator, layers_for_patch_size
-from carremoval.models.generators import BACKBONES, InpaintingGenerator, check_divisible
+from carremoval.models.generators import BACKBONES, InpaintingGenerator, check_divisible, input_channels
 
 __all__ = [
     "InpaintingGenerator", "PatchDiscriminator", "build_discriminator", "build_generator",
@@ -33,8 +33,7 @@ def build_generator(kind: str = "unet", image_size: tuple[int, int] | list[int] 
     if depth < 2:
         raise ValueError(f"generator depth must be at least 2, got {depth}")
     check_divisible(tuple(image_size), 2 ** depth, f"a {kind} generator of depth {depth}")
-    in_channels = 4 if mask_input else 3
-    backbone = BACKBONES[kind](in_channels=in_channels, out_channels=3, **backbone_kwargs)
+    backbone = BACKBONES[kind](in_channels=input_channels(mask_input, prefill), out_channels=3, **backbone_kwargs)
     return InpaintingGenerator(backbone, mask_input=mask_input, prefill=prefill)
 
 

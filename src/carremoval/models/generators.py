@@ -10,7 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-PREFILLS = ("none", "pushpull")
+PREFILLS = ("none", "pushpull", "pushpull_rows")
 
 
 def norm_layer(kind: str, channels: int, momentum: float = 0.1) -> nn.Module:
@@ -207,21 +207,56 @@ def pushpull_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
     Push: from the coarsest level up, every level takes its own colour where it is known and the upsampled
     coarser colour where it is not, blended by its weight. `hole`: Bx1xHxW in {0, 1}, 1 = unknown.
     """
+    filled, _ = _pull_push(image, hole, (2, 2))
+    return torch.where(hole > 0.5, filled, image)
+
+
+def rows_fill(image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+    """Fill each row of the hole from the known pixels of the same row only (pull-push along x).
+
+    Street scenes are layered horizontally (sky, buildings, kerb, road), so a row continues its own layer where
+    the isotropic push-pull mixes the layers above and below. Rows with nothing known take `pushpull_fill`.
+    """
+    filled, row_known = _pull_push(image, hole, (1, 2))
+    filled = torch.where(row_known, filled, pushpull_fill(image, hole))
+    return torch.where(hole > 0.5, filled, image)
+
+
+def _pull_push(image: torch.Tensor, hole: torch.Tensor, kernel: tuple[int, int]
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pull-push with pooling `kernel` (2x2: isotropic; 1x2: along rows): (filled image, where the coarsest
+    level knew something, broadcast to full size)."""
     weight = 1.0 - hole
     levels = [(image * weight, weight)]
-    while min(levels[-1][1].shape[-2:]) > 1:
+    pooled_sides = slice(-2, None) if kernel[0] > 1 else slice(-1, None)
+    while min(levels[-1][1].shape[pooled_sides]) > 1:
         colour, weight = levels[-1]
-        summed_weight = F.avg_pool2d(weight, 2, ceil_mode=True) * 4
-        summed_colour = F.avg_pool2d(colour, 2, ceil_mode=True) * 4
+        count = kernel[0] * kernel[1]
+        summed_weight = F.avg_pool2d(weight, kernel, ceil_mode=True) * count
+        summed_colour = F.avg_pool2d(colour, kernel, ceil_mode=True) * count
         normalised = summed_colour / summed_weight.clamp(min=1e-8)
         capped = summed_weight.clamp(max=1.0)
         levels.append((normalised * capped, capped))
-    colour, weight = levels[-1]
-    filled = colour / weight.clamp(min=1e-8)
+    colour, coarsest_weight = levels[-1]
+    filled = colour / coarsest_weight.clamp(min=1e-8)
     for colour, weight in reversed(levels[:-1]):
         coarse = F.interpolate(filled, size=colour.shape[-2:], mode="bilinear", align_corners=False)
         filled = colour + (1.0 - weight) * coarse
-    return torch.where(hole > 0.5, filled, image)
+    known = F.interpolate(coarsest_weight, size=image.shape[-2:], mode="nearest") > 0
+    return filled, known
+
+
+# The fills each prefill gives the backbone, by name (the references training reports them under).
+PREFILL_FILLS = {"pushpull": {"pushpull": pushpull_fill},
+                 "pushpull_rows": {"pushpull": pushpull_fill, "rows": rows_fill}}
+
+
+def input_channels(mask_input: bool, prefill: str) -> int:
+    """Channels the backbone sees: the image (blind mode), or each prefill's fill (for 'none': the image with
+    the hole emptied) plus the hole."""
+    if not mask_input:
+        return 3
+    return 3 * len(PREFILL_FILLS.get(prefill, {"none": None})) + 1
 
 
 class InpaintingGenerator(nn.Module):
@@ -233,6 +268,8 @@ class InpaintingGenerator(nn.Module):
     prefill='pushpull' (mask mode only): the hole is first filled smoothly from its border (`pushpull_fill`)
     and the backbone predicts a correction in tanh-logit space, out = tanh(atanh(prefill) + raw); the last
     layer starts at zero, so training starts from the smooth fill instead of from noise.
+    prefill='pushpull_rows': the backbone sees both the push-pull and the row-wise fill (`rows_fill`) and
+    corrects their mean, so it can learn where a street's horizontal layers should continue.
     """
 
     def __init__(self, backbone: nn.Module, mask_input: bool = True, prefill: str = "pushpull"):
@@ -250,9 +287,10 @@ class InpaintingGenerator(nn.Module):
         if not self.mask_input:
             return torch.tanh(self.backbone(x))
         hole = (mask > 0.5).to(x.dtype)
-        if self.prefill == "pushpull":
-            base = pushpull_fill(x, hole)
-            raw = self.backbone(torch.cat([base, hole], dim=1))
+        if self.prefill != "none":
+            fills = [fill(x, hole) for fill in PREFILL_FILLS[self.prefill].values()]
+            base = torch.stack(fills).mean(0)
+            raw = self.backbone(torch.cat([*fills, hole], dim=1))
             filled = torch.tanh(torch.atanh(base.clamp(-0.999, 0.999)) + raw)
         else:
             raw = self.backbone(torch.cat([x * (1.0 - hole), hole], dim=1))

@@ -11,13 +11,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
+import cv2
 import numpy as np
 
 from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
 from carremoval.masks import crop_slices, prepare_mask
-from carremoval.video.blending import ring_around, seam_correct, smooth_fill
-from carremoval.video.flow import FlowEstimator, FlowSettings
+from carremoval.video.blending import remap_points, ring_around, seam_correct, smooth_fill
+from carremoval.video.flow import FlowEstimator, FlowSettings, sample_flow
 from carremoval.video.propagation import Window, fill_targets, make_targets, propagate
 from carremoval.video.static import BackgroundModel, camera_motion
 
@@ -39,6 +40,7 @@ class TemporalConfig:
     static_motion_px: float = 0.2  # a window whose median background motion is below this is a fixed camera
     max_keyframes: int = 4        # inpainter calls per window before the rest is filled frame by frame
     smooth_residual: float = 0.005  # what is left in a frame, up to this share of it, is interpolated, not inpainted
+    temporal_smoothing: float = 0.7  # weight of the previous output, carried along the flow, in each hole (0 = off)
     crf: int = 18                 # H.264 quality of .mp4/.mov/.m4v output (lower is better, 0-51)
     lossless: bool = False        # FFV1, bit-exact (the output must be .mkv; .mkv is always lossless)
 
@@ -48,6 +50,8 @@ class TemporalConfig:
                              f"({self.overlap_frames}), and overlap_frames must be at least 1")
         if min(self.dilate_px, self.shadow_margin, self.max_keyframes, self.crf) < 0 or self.ring_px < 1:
             raise ValueError("dilate_px, shadow_margin, max_keyframes and crf must be >= 0 and ring_px >= 1")
+        if not 0 <= self.temporal_smoothing < 1:
+            raise ValueError(f"temporal_smoothing ({self.temporal_smoothing}) must be in [0, 1)")
         if self.flow_max_width < 16:
             raise ValueError(f"flow_max_width ({self.flow_max_width}) must be at least 16")
         self.flow_settings(self.flow_max_width)  # validates the other flow settings
@@ -157,6 +161,8 @@ class TemporalRemover:
         for t in emit:
             frame = frames[t]
             frame.output, frame.made_up = self._compose(frame, fills.get(t))
+            if t > 0 and t in fills:
+                self._smooth(frame, frames[t - 1].output)
             outputs.append(frame.output)
         self.buffer = [] if final else frames[-2 * overlap:]
         kept = {frame.index for frame in self.buffer}
@@ -177,6 +183,22 @@ class TemporalRemover:
         self.stats.propagated_pixels += int(fill.real[frame.hole].sum())
         self.stats.hallucinated_pixels += holes - int(fill.real[frame.hole].sum())
         return output, made_up
+
+    def _smooth(self, frame: _Frame, previous: np.ndarray) -> None:
+        """A recurrent temporal filter in the hole: blend in the previous output, carried along the (completed)
+        flow, so the fill does not flicker as the frames it is copied from change."""
+        weight = self.config.temporal_smoothing
+        if weight == 0 or not frame.hole.any() or frame.index not in self.backward:
+            return
+        ys, xs = np.nonzero(frame.hole)
+        motion = sample_flow(self.backward[frame.index], xs, ys, self.flow.scale)
+        qx, qy = xs + motion[:, 0], ys + motion[:, 1]
+        height, width = frame.hole.shape
+        inside = (qx >= 0) & (qx <= width - 1) & (qy >= 0) & (qy <= height - 1)
+        carried = remap_points(previous, qx[inside], qy[inside], cv2.INTER_LINEAR)
+        current = frame.output[ys[inside], xs[inside]].astype(np.float32)
+        blended = weight * carried + (1 - weight) * current
+        frame.output[ys[inside], xs[inside]] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
     def _fill_window(self, frames: list[_Frame], new: list[int]) -> dict[int, _Fill]:
         if not any(frames[t].hole.any() for t in new):
