@@ -10,9 +10,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-PREFILLS = ("none", "pushpull", "pushpull_rows")
-
-
 def norm_layer(kind: str, channels: int, momentum: float = 0.1) -> nn.Module:
     """'batch' | 'instance' | 'none' normalisation for `channels` feature maps."""
     if kind == "batch":
@@ -249,6 +246,7 @@ def _pull_push(image: torch.Tensor, hole: torch.Tensor, kernel: tuple[int, int]
 # The fills each prefill gives the backbone, by name (the references training reports them under).
 PREFILL_FILLS = {"pushpull": {"pushpull": pushpull_fill},
                  "pushpull_rows": {"pushpull": pushpull_fill, "rows": rows_fill}}
+PREFILLS = ("none", *PREFILL_FILLS)
 
 
 def input_channels(mask_input: bool, prefill: str) -> int:
@@ -256,7 +254,8 @@ def input_channels(mask_input: bool, prefill: str) -> int:
     the hole emptied) plus the hole."""
     if not mask_input:
         return 3
-    return 3 * len(PREFILL_FILLS.get(prefill, {"none": None})) + 1
+    images = len(PREFILL_FILLS[prefill]) if prefill in PREFILL_FILLS else 1
+    return 3 * images + 1
 
 
 class InpaintingGenerator(nn.Module):

@@ -119,6 +119,12 @@ def sample_flow(flow: np.ndarray, xs: np.ndarray, ys: np.ndarray, scale: float) 
     return remap_points(flow, map_x, map_y, cv2.INTER_LINEAR) / scale
 
 
+def in_frame(xs: np.ndarray, ys: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Whether each point (xs, ys) lies inside a frame of `shape` (height, width, ...), borders included."""
+    height, width = shape[:2]
+    return (xs >= 0) & (xs <= width - 1) & (ys >= 0) & (ys <= height - 1)
+
+
 def consistent(forward: np.ndarray, backward: np.ndarray, settings: FlowSettings,
                tolerance: np.ndarray | float = 1.0) -> np.ndarray:
     """Forward-backward check (Sundaram et al.): a step there and back should return to the start.

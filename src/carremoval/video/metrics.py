@@ -12,7 +12,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from carremoval.video.flow import PRESETS
+from carremoval.video.flow import PRESETS, in_frame
 
 FB_ALPHA, FB_BETA = 0.01, 0.5
 
@@ -39,8 +39,7 @@ def non_occluded(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
     height, width = forward.shape[:2]
     grid_x, grid_y = np.meshgrid(np.arange(width), np.arange(height))
     target_x, target_y = grid_x + forward[..., 0], grid_y + forward[..., 1]
-    inside = (target_x >= 0) & (target_x <= width - 1) & (target_y >= 0) & (target_y <= height - 1)
-    return inside & (loop < FB_ALPHA * size + FB_BETA)
+    return in_frame(target_x, target_y, forward.shape) & (loop < FB_ALPHA * size + FB_BETA)
 
 
 def pair_flows(flow_frames: Sequence[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:

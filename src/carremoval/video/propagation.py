@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from carremoval.video.blending import remap_points
-from carremoval.video.flow import FlowSettings, consistent, sample_flow
+from carremoval.video.flow import FlowSettings, consistent, in_frame, sample_flow
 
 # A source pixel the inpainter made up counts as this many frames further away than a real one.
 HALLUCINATION_PENALTY = 10_000
@@ -93,7 +93,7 @@ def propagate(window: Window, step: int, settings: FlowSettings) -> list[Pointer
         from_neighbour = window.forward[neighbour] if step > 0 else window.backward[neighbour]
         motion = sample_flow(to_neighbour, targets.xs, targets.ys, settings.scale)
         qx, qy = targets.xs + motion[:, 0], targets.ys + motion[:, 1]
-        inside = (qx >= 0) & (qx <= width - 1) & (qy >= 0) & (qy <= height - 1)
+        inside = in_frame(qx, qy, window.shape)
         back = sample_flow(from_neighbour, qx, qy, settings.scale)
         tolerance = np.where(targets.in_hole, settings.hole_tolerance, 1.0)
         ok = inside & consistent(motion, back, settings, tolerance)

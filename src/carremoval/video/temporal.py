@@ -18,7 +18,7 @@ from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
 from carremoval.masks import crop_slices, prepare_mask
 from carremoval.video.blending import remap_points, ring_around, seam_correct, smooth_fill
-from carremoval.video.flow import FlowEstimator, FlowSettings, sample_flow
+from carremoval.video.flow import FlowEstimator, FlowSettings, in_frame, sample_flow
 from carremoval.video.propagation import Window, fill_targets, make_targets, propagate
 from carremoval.video.static import BackgroundModel, camera_motion
 
@@ -188,13 +188,12 @@ class TemporalRemover:
         """A recurrent temporal filter in the hole: blend in the previous output, carried along the (completed)
         flow, so the fill does not flicker as the frames it is copied from change."""
         weight = self.config.temporal_smoothing
-        if weight == 0 or not frame.hole.any() or frame.index not in self.backward:
+        if weight == 0:
             return
         ys, xs = np.nonzero(frame.hole)
         motion = sample_flow(self.backward[frame.index], xs, ys, self.flow.scale)
         qx, qy = xs + motion[:, 0], ys + motion[:, 1]
-        height, width = frame.hole.shape
-        inside = (qx >= 0) & (qx <= width - 1) & (qy >= 0) & (qy <= height - 1)
+        inside = in_frame(qx, qy, frame.hole.shape)
         carried = remap_points(previous, qx[inside], qy[inside], cv2.INTER_LINEAR)
         current = frame.output[ys[inside], xs[inside]].astype(np.float32)
         blended = weight * carried + (1 - weight) * current
