@@ -55,6 +55,18 @@ def test_flow_completion_replaces_the_car_motion_by_the_camera_motion():
     assert np.array_equal(completed[~hole], observed[~hole])
 
 
+def test_flow_completion_ignores_another_car_passing_the_hole():
+    ys, xs = np.mgrid[0:90, 0:120].astype(np.float32)
+    camera = np.dstack([0.02 * xs + 3, 0.01 * ys - 1])
+    hole = np.zeros((90, 120), bool)
+    hole[40:70, 30:90] = True
+    observed = camera.copy()
+    observed[20:40, 50:110] = (-25, 0)  # a second car drives along the hole's top edge, not part of the hole
+    completed = complete_flow(observed, hole)
+    assert np.abs(completed[hole] - camera[hole]).max() < 0.5
+    assert np.array_equal(completed[~hole], observed[~hole])
+
+
 def test_seam_correction_removes_a_colour_offset():
     rng = np.random.default_rng(1)
     frame = rng.integers(60, 200, (50, 70, 3)).astype(np.uint8)

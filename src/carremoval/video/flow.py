@@ -10,10 +10,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from carremoval.masks import crop_slices
+from carremoval.masks import crop_slices, dilate
 from carremoval.video.blending import remap_points, smooth_fill
 
 COMPLETION_MARGIN = 24  # working px of flow around a hole that the smooth completion looks at
+LAYER_RING_PX = 3       # working px around a hole whose flow tells which motion layer the hole belongs to
+LAYER_TOLERANCE = 10.0  # working px/frame: known flow this far from that layer's is another moving object
 PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
@@ -74,21 +76,33 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray) -> np.ndarray:
     camera motion does not explain (parallax) around it.
 
     The camera motion is a homography fitted (RANSAC) to the flow outside the holes; it carries the background's
-    perspective into the hole, where a smooth interpolation alone would flatten it.
+    perspective into the hole, where a smooth interpolation alone would flatten it. The interpolation reads only
+    the motion layer around the hole (`background_support`), so another car driving past the hole does not drag
+    the completed flow, and the pixels it points to, along with it.
     """
     if not hole.any():
         return flow
     homography = camera_homography(flow, ~hole)
     rows, cols = crop_slices(hole, margin=COMPLETION_MARGIN)
     local_flow, local_hole = flow[rows, cols], hole[rows, cols]
-    if homography is None:
-        completed = smooth_fill(local_flow, ~local_hole)
-    else:
-        camera = homography_flow(homography, rows, cols)
-        completed = camera + smooth_fill(local_flow - camera, ~local_hole)
+    camera = np.zeros_like(local_flow) if homography is None else homography_flow(homography, rows, cols)
+    residual = local_flow - camera
+    completed = camera + smooth_fill(residual, background_support(residual, local_hole))
     result = flow.copy()
     result[rows, cols] = np.where(local_hole[..., None], completed, local_flow)
     return result
+
+
+def background_support(residual: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The known pixels that move with the layer around the hole: within LAYER_TOLERANCE of the median flow (after
+    the camera's) on the hole's ring. All known pixels when the ring is too small or has no majority layer."""
+    known = ~hole
+    ring = dilate(hole, LAYER_RING_PX) & known
+    if ring.sum() < 20:
+        return known
+    layer = np.median(residual[ring], axis=0)
+    support = known & (np.linalg.norm(residual - layer, axis=-1) < LAYER_TOLERANCE)
+    return support if 2 * support[ring].sum() >= ring.sum() else known
 
 
 def camera_homography(flow: np.ndarray, known: np.ndarray, samples: int = 800) -> np.ndarray | None:
