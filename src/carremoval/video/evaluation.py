@@ -87,6 +87,11 @@ def place_masks(masks: Sequence[np.ndarray], avoid: Sequence[np.ndarray], steps:
     return [shift_mask(mask, round(best[0] * scale_x), round(best[1] * scale_y)) for mask in masks]
 
 
+def blank_holes(frame: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The frame with the hole blacked out: no method may see (or its optical flow feel) the truth it must fill."""
+    return np.where(hole[..., None], np.uint8(0), frame)
+
+
 def per_frame(frames: Sequence[np.ndarray], holes: Sequence[np.ndarray], inpaint: Inpainter) -> list[np.ndarray]:
     """A baseline: the inpainter on every frame on its own."""
     return [inpaint(frame, hole) for frame, hole in zip(frames, holes)]
@@ -111,25 +116,27 @@ def evaluate_with_ground_truth(frames: Sequence[np.ndarray], masks: Sequence[np.
                                config: TemporalConfig, baselines: dict[str, Inpainter] | None = None,
                                with_ssim: bool = True) -> dict[str, dict[str, float]]:
     """Scores of the temporal remover (using `inpaint` for unseen pixels) and of per-frame baselines
-    (default: OpenCV Telea and Navier-Stokes), plus the original's own E_warp and the ratios to it.
+    (default: OpenCV Telea and Navier-Stokes), plus the original's own E_warp and the ratios to it. Every method
+    gets the frames with the holes blacked out (`blank_holes`); the original frames are only the truth.
 
     Returns {"temporal": {...}, "telea": {...}, "ns": {...}, "original": {...}}; each method has hole_psnr,
     hole_ssim, e_warp, e_warp_hole, flicker_hole, e_warp_ratio, e_warp_hole_ratio (and speed for temporal).
     """
     baselines = baselines if baselines is not None else {"telea": telea(), "ns": navier_stokes()}
     holes = [prepare_mask(mask, config.dilate_px, config.shadow_margin) for mask in masks]
+    damaged = [blank_holes(frame, hole) for frame, hole in zip(frames, holes)]
     flows = pair_flows(frames)
     original = {"e_warp": warp_error(frames, flows), "e_warp_hole": warp_error(frames, flows, holes),
                 "flicker_hole": flicker(frames, flows, holes)}
     stats = RemovalStats()
     start = time.perf_counter()
-    ours = list(remove_frames(frames, masks, inpaint, config, stats))
+    ours = list(remove_frames(damaged, masks, inpaint, config, stats))
     seconds = time.perf_counter() - start
     results = {"temporal": scores(ours, frames, holes, flows, with_ssim)}
     results["temporal"].update(fps=len(frames) / seconds, **{k: v for k, v in stats.to_dict().items()
                                                              if k.endswith("_fraction")})
     for name, baseline in baselines.items():
-        results[name] = scores(per_frame(frames, holes, baseline), frames, holes, flows, with_ssim)
+        results[name] = scores(per_frame(damaged, holes, baseline), frames, holes, flows, with_ssim)
     for name in results:
         results[name]["e_warp_ratio"] = results[name]["e_warp"] / original["e_warp"]
         results[name]["e_warp_hole_ratio"] = results[name]["e_warp_hole"] / original["e_warp_hole"]

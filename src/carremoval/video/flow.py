@@ -16,6 +16,7 @@ from carremoval.video.blending import remap_points, smooth_fill
 COMPLETION_MARGIN = 24  # working px of flow around a hole that the smooth completion looks at
 LAYER_RING_PX = 3       # working px around a hole whose flow tells which motion layer the hole belongs to
 LAYER_TOLERANCE = 10.0  # working px/frame: known flow this far from that layer's is another moving object
+LAYER_MAJORITY = 0.7    # ... if at least this share of the ring moves with the layer (else all flow is used)
 PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
@@ -27,7 +28,7 @@ class FlowSettings:
     fb_alpha: float = 0.01      # forward-backward check: |f + b|^2 < alpha (|f|^2 + |b|^2) + beta
     fb_beta: float = 0.5        # (working-scale px^2)
     hole_tolerance: float = 16.0  # the check is this much looser for points inside a hole (completed flow)
-    margin: int = 6             # the flow is re-estimated this far (working px) around a hole: DIS smears the
+    margin: int = 12            # the flow is re-estimated this far (working px) around a hole: DIS smears the
                                 # car's own motion into the background next to it
 
     def __post_init__(self) -> None:
@@ -50,9 +51,18 @@ class FlowEstimator:
         scale = self.settings.scale
         return max(round(width * scale), 8), max(round(height * scale), 8)
 
-    def grey(self, frame: np.ndarray) -> np.ndarray:
-        small = cv2.resize(frame, self.working_size(frame.shape), interpolation=cv2.INTER_AREA)
-        return cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    def grey(self, frame: np.ndarray, hole: np.ndarray | None = None) -> np.ndarray:
+        """The frame in grey at the working scale; a hole is replaced by a smooth fill of its surroundings, so
+        the car (or whatever the hole hides) does not smear its own motion into the flow around it."""
+        size = self.working_size(frame.shape)
+        grey = cv2.cvtColor(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+        if hole is None or not hole.any():
+            return grey
+        small = cv2.resize(hole.astype(np.uint8), size, interpolation=cv2.INTER_AREA) > 0
+        rows, cols = crop_slices(small, margin=COMPLETION_MARGIN)
+        filled = smooth_fill(grey[rows, cols].astype(np.float32), ~small[rows, cols])
+        grey[rows, cols] = np.clip(np.rint(filled), 0, 255).astype(np.uint8)
+        return grey
 
     def small_hole(self, hole: np.ndarray) -> np.ndarray:
         """The hole at the working scale, grown by `margin` so the car's smeared edge flow is replaced too."""
@@ -95,14 +105,15 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 def background_support(residual: np.ndarray, hole: np.ndarray) -> np.ndarray:
     """The known pixels that move with the layer around the hole: within LAYER_TOLERANCE of the median flow (after
-    the camera's) on the hole's ring. All known pixels when the ring is too small or has no majority layer."""
+    the camera's) on the hole's ring. All known pixels when the ring is too small or no layer holds
+    LAYER_MAJORITY of it (a hole among mixed motions, such as smoke and parallax, is better read whole)."""
     known = ~hole
     ring = dilate(hole, LAYER_RING_PX) & known
     if ring.sum() < 20:
         return known
     layer = np.median(residual[ring], axis=0)
     support = known & (np.linalg.norm(residual - layer, axis=-1) < LAYER_TOLERANCE)
-    return support if 2 * support[ring].sum() >= ring.sum() else known
+    return support if support[ring].sum() >= LAYER_MAJORITY * ring.sum() else known
 
 
 def camera_homography(flow: np.ndarray, known: np.ndarray, samples: int = 800) -> np.ndarray | None:

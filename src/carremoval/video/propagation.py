@@ -188,14 +188,15 @@ def _is_real(window: Window, pointers: Pointers) -> np.ndarray:
 
 
 def sample_colours(window: Window, pointers: Pointers) -> np.ndarray:
-    """Read each pointer's colour (Nx3 float32): bilinear where all four neighbours are known, else nearest."""
+    """Read each pointer's colour (Nx3 float32): bilinear over the known ones of its four neighbours, so a hole's
+    content never leaks in (nearest only when none of the four is known)."""
     colours = np.zeros((len(pointers.frame), 3), np.float32)
     for source in np.unique(pointers.frame[pointers.frame >= 0]):
         pick = pointers.frame == source
         xs, ys = pointers.x[pick], pointers.y[pick]
-        image = window.colours[source]
-        linear = remap_points(image, xs, ys, cv2.INTER_LINEAR)
+        image, known = window.colours[source], window.known[source].astype(np.float32)
+        weighted = remap_points(image * known[..., None], xs, ys, cv2.INTER_LINEAR)
+        support = remap_points(known, xs, ys, cv2.INTER_LINEAR)
         nearest = remap_points(image, xs, ys, cv2.INTER_NEAREST)
-        support = remap_points(window.known[source].astype(np.float32), xs, ys, cv2.INTER_LINEAR)
-        colours[pick] = np.where(support > 0.999, linear, nearest)
+        colours[pick] = np.where(support > 1e-3, weighted / np.maximum(support, 1e-3), nearest)
     return colours

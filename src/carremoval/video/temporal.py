@@ -36,7 +36,7 @@ class TemporalConfig:
     flow_max_width: int = 640     # flow is computed on frames scaled down to at most this width
     fb_alpha: float = 0.01        # forward-backward consistency: relative tolerance
     fb_beta: float = 0.5          # forward-backward consistency: absolute tolerance (flow px^2)
-    flow_margin: int = 6          # flow is re-estimated this far (working-scale px) around each hole
+    flow_margin: int = 12         # flow is re-estimated this far (working-scale px) around each hole
     static_motion_px: float = 0.2  # a window whose median background motion is below this is a fixed camera
     max_keyframes: int = 4        # inpainter calls per window before the rest is filled frame by frame
     smooth_residual: float = 0.005  # what is left in a frame, up to this share of it, is interpolated, not inpainted
@@ -141,7 +141,8 @@ class TemporalRemover:
             self.flow = self.config.flow_settings(image.shape[1])
             self.estimator = FlowEstimator(self.flow)
         hole = prepare_mask(mask, self.config.dilate_px, self.config.shadow_margin)
-        self.buffer.append(_Frame(index, image, hole, self.estimator.grey(image), self.estimator.small_hole(hole)))
+        self.buffer.append(_Frame(index, image, hole, self.estimator.grey(image, hole),
+                                  self.estimator.small_hole(hole)))
         if len(self.buffer) < self.config.chunk_frames:
             return []
         return self._run_window(final=False)
@@ -156,12 +157,12 @@ class TemporalRemover:
         overlap = self.config.overlap_frames
         new = [t for t, frame in enumerate(frames) if frame.output is None]
         emit = new if final else new[:-overlap]
-        fills = self._fill_window(frames, new)
+        fills, static = self._fill_window(frames, new)
         outputs = []
         for t in emit:
             frame = frames[t]
             frame.output, frame.made_up = self._compose(frame, fills.get(t))
-            if t > 0 and t in fills:
+            if t > 0 and t in fills and not static:  # a fixed camera's fill is steady already
                 self._smooth(frame, frames[t - 1].output)
             outputs.append(frame.output)
         self.buffer = [] if final else frames[-2 * overlap:]
@@ -199,9 +200,10 @@ class TemporalRemover:
         blended = weight * carried + (1 - weight) * current
         frame.output[ys[inside], xs[inside]] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
-    def _fill_window(self, frames: list[_Frame], new: list[int]) -> dict[int, _Fill]:
+    def _fill_window(self, frames: list[_Frame], new: list[int]) -> tuple[dict[int, _Fill], bool]:
+        """The fills of the window's new frames, and whether the camera was fixed."""
         if not any(frames[t].hole.any() for t in new):
-            return {}
+            return {}, False
         self.stats.windows += 1
         self._compute_flows(frames)
         pairs = range(len(frames) - 1)
@@ -210,9 +212,9 @@ class TemporalRemover:
         window = self._window(frames, new)
         if motion < self.config.static_motion_px:
             self.stats.static_windows += 1
-            return self._fill_static(window, new)
+            return self._fill_static(window, new), True
         self.background.reset()
-        return self._fill_moving(window, new)
+        return self._fill_moving(window, new), False
 
     def _compute_flows(self, frames: list[_Frame]) -> None:
         for before, after in zip(frames, frames[1:]):
