@@ -7,7 +7,7 @@ import pytest
 
 from carremoval.io import read_rgb
 from carremoval.video.blending import seam_correct, smooth_fill
-from carremoval.video.flow import complete_flow
+from carremoval.video.flow import FlowEstimator, FlowSettings, complete_flow
 from carremoval.video.metrics import flicker, pair_flows, warp_error
 
 
@@ -65,6 +65,20 @@ def test_flow_completion_ignores_another_car_passing_the_hole():
     completed = complete_flow(observed, hole)
     assert np.abs(completed[hole] - camera[hole]).max() < 0.5
     assert np.array_equal(completed[~hole], observed[~hole])
+
+
+def test_flow_frames_hide_what_is_in_the_hole(panning):
+    """DIS reads the frame with the hole smoothly filled from around it: whatever the hole holds (a car, black,
+    the truth) gives the same flow input, and the rest of the frame is untouched."""
+    estimator = FlowEstimator(FlowSettings())
+    frame = panning[0]
+    hole = np.zeros(frame.shape[:2], bool)
+    hole[40:80, 60:120] = True
+    blacked = np.where(hole[..., None], np.uint8(0), frame)
+    grey = estimator.grey(frame, hole)
+    assert np.array_equal(grey, estimator.grey(blacked, hole))
+    assert np.array_equal(grey[~hole], estimator.grey(frame)[~hole])
+    assert grey[hole].min() > 0
 
 
 def test_seam_correction_removes_a_colour_offset():

@@ -15,6 +15,7 @@ from carremoval.video.evaluation import (borrowed_masks, evaluate_with_ground_tr
 from carremoval.video.io import read_frames
 from carremoval.masks import prepare_mask
 from carremoval.video.metrics import flicker, pair_flows
+from carremoval.video.propagation import Pointers, Window, sample_colours
 from carremoval.video.temporal import RemovalStats, TemporalConfig, remove_frames
 
 SIZE = (432, 240)
@@ -188,3 +189,14 @@ def test_config_from_params():
         TemporalConfig.from_params({"temporal_smoothing": 1.0})
     with pytest.raises(InputError, match="flow preset 'slow'"):
         TemporalConfig.from_params({"flow_preset": "slow"})
+
+
+def test_copies_never_read_pixels_the_source_frame_does_not_know():
+    """A copy landing next to the source frame's hole blends only the known neighbours."""
+    image = np.full((10, 10, 3), 50, np.uint8)
+    image[:, 5:] = 255  # the source's hole: blacked out, a car, or the truth; never read
+    known = np.zeros((10, 10), bool)
+    known[:, :5] = True
+    window = Window([image], [known], [known], [None], [None], [None], np.array([False]))
+    pointers = Pointers(np.zeros(2, np.int32), np.array([4.5, 4.9], np.float32), np.array([3.3, 6.0], np.float32))
+    assert np.allclose(sample_colours(window, pointers), 50)
