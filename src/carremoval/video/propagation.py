@@ -194,9 +194,26 @@ def sample_colours(window: Window, pointers: Pointers) -> np.ndarray:
     for source in np.unique(pointers.frame[pointers.frame >= 0]):
         pick = pointers.frame == source
         xs, ys = pointers.x[pick], pointers.y[pick]
-        image, known = window.colours[source], window.known[source].astype(np.float32)
-        weighted = remap_points(image * known[..., None], xs, ys, cv2.INTER_LINEAR)
-        support = remap_points(known, xs, ys, cv2.INTER_LINEAR)
-        nearest = remap_points(image, xs, ys, cv2.INTER_NEAREST)
-        colours[pick] = np.where(support > 1e-3, weighted / np.maximum(support, 1e-3), nearest)
+        image, known = window.colours[source], window.known[source]
+        read = remap_points(image, xs, ys, cv2.INTER_LINEAR)
+        edge = remap_points(known.astype(np.float32), xs, ys, cv2.INTER_LINEAR)[:, 0] < 0.999
+        read[edge] = _known_bilinear(image, known, xs[edge], ys[edge])
+        colours[pick] = read
     return colours
+
+
+def _known_bilinear(image: np.ndarray, known: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Bilinear reads weighted over the known ones of the four neighbours (nearest pixel when none is known)."""
+    height, width = known.shape
+    x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
+    fx, fy = (xs - x0)[:, None], (ys - y0)[:, None]
+    total = np.zeros((len(xs), 3), np.float32)
+    weight = np.zeros((len(xs), 1), np.float32)
+    for dx, dy, share in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
+        cx, cy = np.clip(x0 + dx, 0, width - 1), np.clip(y0 + dy, 0, height - 1)
+        share = share * known[cy, cx][:, None]
+        total += share * image[cy, cx]
+        weight += share
+    nx, ny = np.clip(np.rint(xs), 0, width - 1).astype(np.int64), np.clip(np.rint(ys), 0, height - 1).astype(np.int64)
+    nearest = image[ny, nx]
+    return np.where(weight > 1e-3, total / np.maximum(weight, 1e-3), nearest).astype(np.float32)
