@@ -104,7 +104,19 @@ def propagate(window: Window, step: int, settings: FlowSettings) -> list[Pointer
         result.x[known_there], result.y[known_there] = qx[known_there], qy[known_there]
         _follow_chain(result, ok & ~known_there, pointers[neighbour], window.targets[neighbour], (qx, qy, ix, iy),
                       window.shape)
+        _drop_unknown_landings(result, window.known)
     return pointers
+
+
+def _drop_unknown_landings(pointers: Pointers, known: list[np.ndarray]) -> None:
+    """Forget pointers whose nearest source pixel is not known: a chain adds up sub-pixel shifts, and after many
+    frames it can drift into the source frame's hole."""
+    height, width = known[0].shape
+    for source in np.unique(pointers.frame[pointers.frame >= 0]):
+        pick = np.flatnonzero(pointers.frame == source)
+        ix = np.clip(np.rint(pointers.x[pick]), 0, width - 1).astype(np.int64)
+        iy = np.clip(np.rint(pointers.y[pick]), 0, height - 1).astype(np.int64)
+        pointers.frame[pick[~known[source][iy, ix]]] = -1
 
 
 def _follow_chain(result: Pointers, want: np.ndarray, previous: Pointers | None, previous_targets: Targets | None,
@@ -189,14 +201,14 @@ def _is_real(window: Window, pointers: Pointers) -> np.ndarray:
 
 def sample_colours(window: Window, pointers: Pointers) -> np.ndarray:
     """Read each pointer's colour (Nx3 float32): bilinear over the known ones of its four neighbours, so a hole's
-    content never leaks in (nearest only when none of the four is known)."""
+    content never leaks in (pointers land on known pixels, see `_drop_unknown_landings`)."""
     colours = np.zeros((len(pointers.frame), 3), np.float32)
     for source in np.unique(pointers.frame[pointers.frame >= 0]):
         pick = pointers.frame == source
         xs, ys = pointers.x[pick], pointers.y[pick]
         image, known = window.colours[source], window.known[source]
         read = remap_points(image, xs, ys, cv2.INTER_LINEAR)
-        edge = remap_points(known.astype(np.float32), xs, ys, cv2.INTER_LINEAR)[:, 0] < 0.999
+        edge = remap_points(known.astype(np.float32), xs, ys, cv2.INTER_LINEAR)[:, 0] < 0.99999  # any unknown share
         read[edge] = _known_bilinear(image, known, xs[edge], ys[edge])
         colours[pick] = read
     return colours
