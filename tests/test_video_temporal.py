@@ -85,8 +85,9 @@ def test_ground_truth_clip_propagation_beats_per_frame_inpainting(shared_data):
     """Standard video-completion protocol: real frames, a moving car-shaped hole borrowed from another sequence
     (placed off the sequence's own moving car), the original frames as ground truth, hidden from every method."""
     frames, own = davis(shared_data, "car-shadow", 24)
-    holes = place_masks(borrowed_masks(shared_data / "videos/davis/drift-straight/masks", 24, SIZE),
-                        [prepare_mask(mask, 10) for mask in own])
+    cars = [prepare_mask(mask, 10) for mask in own]
+    holes = place_masks(borrowed_masks(shared_data / "videos/davis/drift-straight/masks", 24, SIZE), cars)
+    assert not any((hole & car).any() for hole, car in zip(holes, cars))
     peek = lambda frame, hole: frame  # noqa: E731 - "fills" the hole with what the frame has there
     results = evaluate_with_ground_truth(frames, holes, telea(), TemporalConfig(dilate_px=0),
                                          {"telea": telea(), "ns": navier_stokes(), "peek": peek}, with_ssim=False)

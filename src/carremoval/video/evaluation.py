@@ -67,7 +67,9 @@ def place_masks(masks: Sequence[np.ndarray], avoid: Sequence[np.ndarray], steps:
     """Shift a borrowed mask track as a whole so that it covers as little as possible of `avoid[t]` (the
     sequence's own moving object, whose pixels the background motion cannot predict) and stays in the frame.
 
-    Tries a grid of steps x steps shifts (evaluated at 1/4 resolution) and returns the masks at the best one.
+    Tries a grid of steps x steps shifts (evaluated at 1/4 resolution) and returns the masks at the best one, with
+    what still covers `avoid[t]` cut away: the truth there is a moving car, which a background fill must not be
+    scored against (car-shadow and drift-straight overlapped their own car by up to 4400 px in some frames).
     """
     height, width = masks[0].shape
     small = (max(width // 4, 1), max(height // 4, 1))
@@ -84,7 +86,8 @@ def place_masks(masks: Sequence[np.ndarray], avoid: Sequence[np.ndarray], steps:
             if best_cost is None or cost < best_cost or (cost == best_cost and abs(dx) + abs(dy) < sum(map(abs, best))):
                 best, best_cost = (int(dx), int(dy)), cost
     scale_x, scale_y = width / small[0], height / small[1]
-    return [shift_mask(mask, round(best[0] * scale_x), round(best[1] * scale_y)) for mask in masks]
+    return [shift_mask(mask, round(best[0] * scale_x), round(best[1] * scale_y)) & ~other
+            for mask, other in zip(masks, avoid)]
 
 
 def blank_holes(frame: np.ndarray, hole: np.ndarray) -> np.ndarray:
