@@ -10,13 +10,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from carremoval.masks import crop_slices, dilate
+from carremoval.masks import crop_slices
 from carremoval.video.blending import remap_points, smooth_fill
 
 COMPLETION_MARGIN = 24  # working px of flow around a hole that the smooth completion looks at
-LAYER_RING_PX = 3       # working px around a hole whose flow tells which motion layer the hole belongs to
-LAYER_TOLERANCE = 10.0  # working px/frame: known flow this far from that layer's is another moving object
-LAYER_MAJORITY = 0.7    # ... if at least this share of the ring moves with the layer (else all flow is used)
+SURFACE_RING_PX = 64    # working px around a hole whose flow tells the motion of the surface the hole lies on
 PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
@@ -82,41 +80,42 @@ class FlowEstimator:
 
 
 def complete_flow(flow: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Replace the flow inside `hole` by the camera's motion there plus a smooth interpolation of what the
-    camera motion does not explain (parallax) around it.
+    """Replace the flow inside `hole` by the motion of the surface around it: a homography fitted (RANSAC) to the
+    known flow within SURFACE_RING_PX of the hole, which is the plane the hidden background most likely lies on
+    (the road under a car), and carries its perspective into the hole. RANSAC keeps another car driving past the
+    hole out of the fit. Falls back to the whole frame's homography, then to a smooth interpolation.
 
-    The camera motion is a homography fitted (RANSAC) to the flow outside the holes; it carries the background's
-    perspective into the hole, where a smooth interpolation alone would flatten it. The interpolation reads only
-    the motion layer around the hole (`background_support`), so another car driving past the hole does not drag
-    the completed flow, and the pixels it points to, along with it.
+    A smooth interpolation of what the homography leaves unexplained, added on top, carried DIS errors from the
+    hole's edge inside (car-roundabout's ground-truth clip lost 4 dB of hole PSNR with it).
     """
     if not hole.any():
         return flow
-    homography = camera_homography(flow, ~hole)
+    surface = surroundings(hole, SURFACE_RING_PX)
+    homography = camera_homography(flow, surface) if surface.sum() >= 200 else None
+    if homography is None:
+        homography = camera_homography(flow, ~hole)
     rows, cols = crop_slices(hole, margin=COMPLETION_MARGIN)
     local_flow, local_hole = flow[rows, cols], hole[rows, cols]
-    camera = np.zeros_like(local_flow) if homography is None else homography_flow(homography, rows, cols)
-    residual = local_flow - camera
-    completed = camera + smooth_fill(residual, background_support(residual, local_hole))
+    if homography is None:
+        completed = smooth_fill(local_flow, ~local_hole)
+    else:
+        completed = homography_flow(homography, rows, cols)
     result = flow.copy()
     result[rows, cols] = np.where(local_hole[..., None], completed, local_flow)
     return result
 
 
-def background_support(residual: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """The known pixels that move with the layer around the hole: within LAYER_TOLERANCE of the median flow (after
-    the camera's) on the hole's ring. All known pixels when the ring is too small or no layer holds
-    LAYER_MAJORITY of it (a hole among mixed motions, such as smoke and parallax, is better read whole)."""
-    known = ~hole
-    ring = dilate(hole, LAYER_RING_PX) & known
-    if ring.sum() < 20:
-        return known
-    layer = np.median(residual[ring], axis=0)
-    support = known & (np.linalg.norm(residual - layer, axis=-1) < LAYER_TOLERANCE)
-    return support if support[ring].sum() >= LAYER_MAJORITY * ring.sum() else known
+def surroundings(hole: np.ndarray, radius: int) -> np.ndarray:
+    """The known pixels within `radius` px of the hole."""
+    rows, cols = crop_slices(hole, margin=radius)
+    local_known = ~hole[rows, cols]
+    distance = cv2.distanceTransform(local_known.astype(np.uint8), cv2.DIST_L2, 3)
+    near = np.zeros_like(hole)
+    near[rows, cols] = local_known & (distance <= radius)
+    return near
 
 
-def camera_homography(flow: np.ndarray, known: np.ndarray, samples: int = 800) -> np.ndarray | None:
+def camera_homography(flow: np.ndarray, known: np.ndarray, samples: int = 2000) -> np.ndarray | None:
     """The homography that best explains `flow` on the known pixels (RANSAC), or None if it can't be fit."""
     ys, xs = np.nonzero(known)
     if len(ys) < 50:
@@ -124,7 +123,7 @@ def camera_homography(flow: np.ndarray, known: np.ndarray, samples: int = 800) -
     pick = np.linspace(0, len(ys) - 1, min(samples, len(ys))).astype(np.int64)
     source = np.stack([xs[pick], ys[pick]], 1).astype(np.float32)
     target = source + flow[ys[pick], xs[pick]]
-    homography, _ = cv2.findHomography(source, target, cv2.RANSAC, 2.0, maxIters=300)
+    homography, _ = cv2.findHomography(source, target, cv2.RANSAC, 2.0, maxIters=2000)
     return homography
 
 
