@@ -79,7 +79,6 @@ def propagate(window: Window, step: int, settings: FlowSettings) -> list[Pointer
     count = len(window.colours)
     order = range(count) if step > 0 else range(count - 1, -1, -1)
     pointers: list[Pointers | None] = [None] * count
-    height, width = window.shape
     for t in order:
         targets = window.targets[t]
         if targets is None:
@@ -97,8 +96,7 @@ def propagate(window: Window, step: int, settings: FlowSettings) -> list[Pointer
         back = sample_flow(from_neighbour, qx, qy, settings.scale)
         tolerance = np.where(targets.in_hole, settings.hole_tolerance, 1.0)
         ok = inside & consistent(motion, back, settings, tolerance)
-        ix = np.clip(np.rint(qx), 0, width - 1).astype(np.int32)
-        iy = np.clip(np.rint(qy), 0, height - 1).astype(np.int32)
+        ix, iy = nearest_pixels(qx, qy, window.shape)
         known_there = ok & window.known[neighbour][iy, ix]
         result.frame[known_there] = neighbour
         result.x[known_there], result.y[known_there] = qx[known_there], qy[known_there]
@@ -111,12 +109,24 @@ def propagate(window: Window, step: int, settings: FlowSettings) -> list[Pointer
 def _drop_unknown_landings(pointers: Pointers, known: list[np.ndarray]) -> None:
     """Forget pointers whose nearest source pixel is not known: a chain adds up sub-pixel shifts, and after many
     frames it can drift into the source frame's hole."""
-    height, width = known[0].shape
+    pointers.frame[(pointers.frame >= 0) & ~_mask_at(known, pointers)] = -1
+
+
+def nearest_pixels(xs: np.ndarray, ys: np.ndarray, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """The (column, row) indices of the pixel nearest to each point, clipped to a frame of `shape`."""
+    height, width = shape[:2]
+    return (np.clip(np.rint(xs), 0, width - 1).astype(np.int64),
+            np.clip(np.rint(ys), 0, height - 1).astype(np.int64))
+
+
+def _mask_at(masks: list[np.ndarray], pointers: Pointers) -> np.ndarray:
+    """Each pointer's value in its source frame's mask, at the nearest pixel (False where it has no source)."""
+    values = np.zeros(len(pointers.frame), bool)
     for source in np.unique(pointers.frame[pointers.frame >= 0]):
-        pick = np.flatnonzero(pointers.frame == source)
-        ix = np.clip(np.rint(pointers.x[pick]), 0, width - 1).astype(np.int64)
-        iy = np.clip(np.rint(pointers.y[pick]), 0, height - 1).astype(np.int64)
-        pointers.frame[pick[~known[source][iy, ix]]] = -1
+        pick = pointers.frame == source
+        ix, iy = nearest_pixels(pointers.x[pick], pointers.y[pick], masks[source].shape)
+        values[pick] = masks[source][iy, ix]
+    return values
 
 
 def _follow_chain(result: Pointers, want: np.ndarray, previous: Pointers | None, previous_targets: Targets | None,
@@ -189,14 +199,8 @@ def _subset(pointers: Pointers, where: np.ndarray) -> Pointers:
 
 def _is_real(window: Window, pointers: Pointers) -> np.ndarray:
     """Whether each pointer's source pixel is an observation (not one made up by the inpainter)."""
-    real = np.zeros(len(pointers.frame), bool)
-    height, width = window.shape
-    for source in np.unique(pointers.frame[pointers.frame >= 0]):
-        pick = pointers.frame == source
-        ix = np.clip(np.rint(pointers.x[pick]), 0, width - 1).astype(np.int32)
-        iy = np.clip(np.rint(pointers.y[pick]), 0, height - 1).astype(np.int32)
-        real[pick] = window.real[source][iy, ix] | ~window.known[source][iy, ix]
-    return real
+    has_source = pointers.frame >= 0
+    return has_source & (_mask_at(window.real, pointers) | ~_mask_at(window.known, pointers))
 
 
 def sample_colours(window: Window, pointers: Pointers) -> np.ndarray:
@@ -226,6 +230,6 @@ def _known_bilinear(image: np.ndarray, known: np.ndarray, xs: np.ndarray, ys: np
         share = share * known[cy, cx][:, None]
         total += share * image[cy, cx]
         weight += share
-    nx, ny = np.clip(np.rint(xs), 0, width - 1).astype(np.int64), np.clip(np.rint(ys), 0, height - 1).astype(np.int64)
+    nx, ny = nearest_pixels(xs, ys, known.shape)
     nearest = image[ny, nx]
     return np.where(weight > 1e-3, total / np.maximum(weight, 1e-3), nearest).astype(np.float32)
