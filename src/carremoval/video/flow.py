@@ -15,6 +15,7 @@ from carremoval.video.blending import remap_points, smooth_fill
 
 COMPLETION_MARGIN = 24  # working px of flow around a hole that the smooth completion looks at
 SURFACE_RING_PX = 64    # working px around a hole whose flow tells the motion of the surface the hole lies on
+MIN_SURFACE_PX = 200    # fewer known pixels around the holes than this: fit the whole frame's motion instead
 PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
@@ -73,27 +74,67 @@ class FlowEstimator:
         """Raw DIS flow from one grey frame to the next (working-scale pixels, HxWx2 float32)."""
         return self._dis.calc(grey_from, grey_to, None)
 
-    def completed(self, grey_from: np.ndarray, grey_to: np.ndarray, small_hole_from: np.ndarray) -> np.ndarray:
-        """Flow with the vectors inside the source frame's hole (the car's own motion) replaced by background
-        motion interpolated smoothly from the hole's surroundings."""
-        return complete_flow(self.flow(grey_from, grey_to), small_hole_from)
+    def completed_pair(self, grey_a: np.ndarray, grey_b: np.ndarray, small_hole_a: np.ndarray,
+                       small_hole_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forward (a -> b) and backward (b -> a) flow, the car's own motion inside each frame's hole replaced by
+        one motion of the surface around the holes, so that the two completions undo each other."""
+        forward, backward = self.flow(grey_a, grey_b), self.flow(grey_b, grey_a)
+        homography = surface_homography(forward, backward, small_hole_a, small_hole_b)
+        inverse = None if homography is None else np.linalg.inv(homography)
+        return complete_flow(forward, small_hole_a, homography), complete_flow(backward, small_hole_b, inverse)
 
 
-def complete_flow(flow: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """Replace the flow inside `hole` by the motion of the surface around it: a homography fitted (RANSAC) to the
-    known flow within SURFACE_RING_PX of the hole, which is the plane the hidden background most likely lies on
-    (the road under a car), and carries its perspective into the hole. RANSAC keeps another car driving past the
-    hole out of the fit. Falls back to the whole frame's homography, then to a smooth interpolation.
+def surface_homography(forward: np.ndarray, backward: np.ndarray, hole_a: np.ndarray, hole_b: np.ndarray
+                       ) -> np.ndarray | None:
+    """The homography a -> b of the surface the holes lie on (the road under a car), or None.
+
+    RANSAC on the known flow within SURFACE_RING_PX of the holes: forward from frame a's hole and, inverted,
+    backward from frame b's. One fit for both directions keeps the completed flows consistent, so chains of
+    copies pass the forward-backward check and land where the background really went; separate fits could lock
+    onto different surfaces (road, barrier) and disagreed by 7-16 px on drift-straight. RANSAC keeps another car
+    driving past the hole out of the fit. Falls back to the whole frame's motion when the rings are too small.
+    """
+    rings = [surroundings(hole, SURFACE_RING_PX) for hole in (hole_a, hole_b)]
+    homography = None
+    if sum(int(ring.sum()) for ring in rings) >= MIN_SURFACE_PX:
+        homography = fit_homography(forward, backward, *rings)
+    if homography is None:
+        homography = fit_homography(forward, backward, ~hole_a, ~hole_b)
+    return homography
+
+
+def fit_homography(forward: np.ndarray, backward: np.ndarray, where_a: np.ndarray, where_b: np.ndarray
+                   ) -> np.ndarray | None:
+    """The homography a -> b (RANSAC) that best explains the forward flow on `where_a` and the backward flow,
+    inverted, on `where_b`; None when there are too few points or no fit."""
+    source_a, target_a = flow_pairs(forward, where_a)
+    target_b, source_b = flow_pairs(backward, where_b)
+    source, target = np.concatenate([source_a, source_b]), np.concatenate([target_a, target_b])
+    if len(source) < 50:
+        return None
+    homography, _ = cv2.findHomography(source, target, cv2.RANSAC, 2.0, maxIters=2000)
+    if homography is None or abs(np.linalg.det(homography)) < 1e-6:
+        return None
+    return homography
+
+
+def flow_pairs(flow: np.ndarray, where: np.ndarray, samples: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """Up to `samples` evenly spread points of `where` and where the flow takes them (two Nx2 float32 arrays)."""
+    ys, xs = np.nonzero(where)
+    pick = np.linspace(0, len(ys) - 1, min(samples, len(ys))).astype(np.int64)
+    source = np.stack([xs[pick], ys[pick]], 1).astype(np.float32)
+    return source, source + flow[ys[pick], xs[pick]]
+
+
+def complete_flow(flow: np.ndarray, hole: np.ndarray, homography: np.ndarray | None) -> np.ndarray:
+    """Replace the flow inside `hole` by the homography's motion (a smooth interpolation from around the hole
+    when there is none); every vector outside the hole is kept.
 
     A smooth interpolation of what the homography leaves unexplained, added on top, carried DIS errors from the
     hole's edge inside (car-roundabout's ground-truth clip lost 4 dB of hole PSNR with it).
     """
     if not hole.any():
         return flow
-    surface = surroundings(hole, SURFACE_RING_PX)
-    homography = camera_homography(flow, surface) if surface.sum() >= 200 else None
-    if homography is None:
-        homography = camera_homography(flow, ~hole)
     rows, cols = crop_slices(hole, margin=COMPLETION_MARGIN)
     local_flow, local_hole = flow[rows, cols], hole[rows, cols]
     if homography is None:
@@ -106,25 +147,15 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray) -> np.ndarray:
 
 
 def surroundings(hole: np.ndarray, radius: int) -> np.ndarray:
-    """The known pixels within `radius` px of the hole."""
+    """The known pixels within `radius` px of the hole (none when there is no hole)."""
+    if not hole.any():
+        return np.zeros_like(hole)
     rows, cols = crop_slices(hole, margin=radius)
     local_known = ~hole[rows, cols]
     distance = cv2.distanceTransform(local_known.astype(np.uint8), cv2.DIST_L2, 3)
     near = np.zeros_like(hole)
     near[rows, cols] = local_known & (distance <= radius)
     return near
-
-
-def camera_homography(flow: np.ndarray, known: np.ndarray, samples: int = 2000) -> np.ndarray | None:
-    """The homography that best explains `flow` on the known pixels (RANSAC), or None if it can't be fit."""
-    ys, xs = np.nonzero(known)
-    if len(ys) < 50:
-        return None
-    pick = np.linspace(0, len(ys) - 1, min(samples, len(ys))).astype(np.int64)
-    source = np.stack([xs[pick], ys[pick]], 1).astype(np.float32)
-    target = source + flow[ys[pick], xs[pick]]
-    homography, _ = cv2.findHomography(source, target, cv2.RANSAC, 2.0, maxIters=2000)
-    return homography
 
 
 def homography_flow(homography: np.ndarray, rows: slice, cols: slice) -> np.ndarray:

@@ -219,8 +219,8 @@ class TemporalRemover:
     def _compute_flows(self, frames: list[_Frame]) -> None:
         for before, after in zip(frames, frames[1:]):
             if before.index not in self.forward:
-                self.forward[before.index] = self.estimator.completed(before.grey, after.grey, before.small_hole)
-                self.backward[after.index] = self.estimator.completed(after.grey, before.grey, after.small_hole)
+                self.forward[before.index], self.backward[after.index] = self.estimator.completed_pair(
+                    before.grey, after.grey, before.small_hole, after.small_hole)
 
     def _window(self, frames: list[_Frame], new: list[int]) -> Window:
         ring_px = self.config.ring_px
