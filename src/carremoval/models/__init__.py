@@ -24,7 +24,7 @@ __all__ = [
 
 
 def build_generator(kind: str = "unet", image_size: tuple[int, int] | list[int] = (128, 192),
-                    mask_input: bool = True, prefill: str = "pushpull", **backbone_kwargs: Any
+                    mask_input: bool = True, prefill: str = "harmonic", **backbone_kwargs: Any
                     ) -> InpaintingGenerator:
     """A generator from its config: `kind` picks the backbone (unet | unet2), the rest are its arguments."""
     if kind not in BACKBONES:
