@@ -1,4 +1,5 @@
-"""Generators, the push-pull, harmonic and row-wise prefills, the PatchGAN discriminator, and saving/loading the generator."""
+"""Generators, the push-pull, harmonic and row-wise prefills, the PatchGAN discriminator, and saving/loading the
+generator."""
 from __future__ import annotations
 
 import cv2

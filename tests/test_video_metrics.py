@@ -7,7 +7,7 @@ import pytest
 
 from carremoval.io import read_rgb
 from carremoval.video.blending import seam_correct, smooth_fill
-from carremoval.video.flow import FlowEstimator, FlowSettings, complete_flow, surface_homography
+from carremoval.video.flow import FlowEstimator, FlowSettings, complete_flow, complete_pair
 from carremoval.video.metrics import flicker, pair_flows, warp_error
 
 
@@ -51,12 +51,6 @@ def camera_flows(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     return forward, backward
 
 
-def completed(forward: np.ndarray, backward: np.ndarray, hole_a: np.ndarray, hole_b: np.ndarray
-              ) -> tuple[np.ndarray, np.ndarray]:
-    homography = surface_homography(forward, backward, hole_a, hole_b)
-    return complete_flow(forward, hole_a, homography), complete_flow(backward, hole_b, np.linalg.inv(homography))
-
-
 def test_flow_completion_replaces_the_car_motion_by_the_camera_motion():
     camera, camera_back = camera_flows((90, 120))
     hole_a, hole_b = np.zeros((90, 120), bool), np.zeros((90, 120), bool)
@@ -64,7 +58,7 @@ def test_flow_completion_replaces_the_car_motion_by_the_camera_motion():
     hole_b[30:60, 34:74] = True
     forward, backward = camera.copy(), camera_back.copy()
     forward[hole_a], backward[hole_b] = (-8, 0), (8, 0)  # the car moves the other way
-    new_forward, new_backward = completed(forward, backward, hole_a, hole_b)
+    new_forward, new_backward = complete_pair(forward, backward, hole_a, hole_b)
     assert np.abs(new_forward[hole_a] - camera[hole_a]).max() < 0.1
     assert np.abs(new_backward[hole_b] - camera_back[hole_b]).max() < 0.1
     assert np.array_equal(new_forward[~hole_a], forward[~hole_a])
@@ -77,7 +71,7 @@ def test_flow_completion_ignores_another_car_passing_the_hole():
     hole[40:70, 30:90] = True
     forward, backward = camera.copy(), camera_back.copy()
     forward[20:40, 50:110], backward[20:40, 25:85] = (-25, 0), (25, 0)  # a second car along the hole's top edge
-    new_forward, new_backward = completed(forward, backward, hole, hole)
+    new_forward, new_backward = complete_pair(forward, backward, hole, hole)
     assert np.abs(new_forward[hole] - camera[hole]).max() < 0.5
     assert np.abs(new_backward[hole] - camera_back[hole]).max() < 0.5
 
@@ -92,7 +86,7 @@ def test_completed_forward_and_backward_flows_undo_each_other():
     hole_a, hole_b = np.zeros((90, 120), bool), np.zeros((90, 120), bool)
     hole_a[30:60, 40:80] = True
     hole_b[28:62, 44:84] = True
-    new_forward, new_backward = completed(forward, backward, hole_a, hole_b)
+    new_forward, new_backward = complete_pair(forward, backward, hole_a, hole_b)
     ys, xs = np.nonzero(hole_a)
     tx, ty = xs + new_forward[ys, xs, 0], ys + new_forward[ys, xs, 1]
     landed = hole_b[np.rint(ty).astype(int), np.rint(tx).astype(int)]

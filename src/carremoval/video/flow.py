@@ -78,10 +78,16 @@ class FlowEstimator:
                        small_hole_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Forward (a -> b) and backward (b -> a) flow, the car's own motion inside each frame's hole replaced by
         one motion of the surface around the holes, so that the two completions undo each other."""
-        forward, backward = self.flow(grey_a, grey_b), self.flow(grey_b, grey_a)
-        homography = surface_homography(forward, backward, small_hole_a, small_hole_b)
-        inverse = None if homography is None else np.linalg.inv(homography)
-        return complete_flow(forward, small_hole_a, homography), complete_flow(backward, small_hole_b, inverse)
+        return complete_pair(self.flow(grey_a, grey_b), self.flow(grey_b, grey_a), small_hole_a, small_hole_b)
+
+
+def complete_pair(forward: np.ndarray, backward: np.ndarray, hole_a: np.ndarray, hole_b: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """The forward flow completed in frame a's hole with the surface homography, the backward flow in frame
+    b's hole with its inverse."""
+    homography = surface_homography(forward, backward, hole_a, hole_b)
+    inverse = None if homography is None else np.linalg.inv(homography)
+    return complete_flow(forward, hole_a, homography), complete_flow(backward, hole_b, inverse)
 
 
 def surface_homography(forward: np.ndarray, backward: np.ndarray, hole_a: np.ndarray, hole_b: np.ndarray
