@@ -1,5 +1,8 @@
 """DVC stage `evaluate`: photo test pairs and videos, ours beside OpenCV Telea / Navier-Stokes, speed included.
 
+Video settings are chosen on the `ground_truth_val` clips (`video_validation` in eval.json) and reported on the
+`ground_truth` clips, which the targets are checked on.
+
 Writes metrics/eval.json and reports/eval/ (photo strips input | ours | telea | ns | target, side-by-side MP4s).
 """
 from __future__ import annotations
@@ -35,18 +38,18 @@ def main() -> None:
     with atomic_dir(root / "reports/eval") as report:
         photos = evaluate_photos(root / "data/processed/pairs" / settings["photo_split"], methods,
                                  report / "photos", settings["report_pairs"])
-        clips = {
+        clips, validation = ({
             clip["name"]: ground_truth_clip(with_paths_resolved(clip, root), (width, height),
                                             clip.get("max_frames", limit), methods, generator, config)
-            for clip in settings["ground_truth"]
-        }
+            for clip in settings[key]
+        } for key in ("ground_truth", "ground_truth_val"))
         (report / "videos").mkdir()
         real = {
             Path(sequence).name: real_removal(resolve_path(sequence, root), generator, config,
                                               settings["real_max_frames"], report / "videos" / f"{Path(sequence).name}.mp4")
             for sequence in settings["real"]
         }
-    metrics = {"photos": photos, "video_ground_truth": clips, "real_removal": real,
+    metrics = {"photos": photos, "video_ground_truth": clips, "video_validation": validation, "real_removal": real,
                "targets": target_checks(photos, clips, list(methods))}
     write_json(root / "metrics/eval.json", metrics)
     print(f"photos: generator hole PSNR {photos['generator']['hole_psnr']:.2f} dB, telea "

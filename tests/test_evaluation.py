@@ -1,13 +1,15 @@
 """The evaluate stage's measurements on real data: photo pairs, a ground-truth clip, a real DAVIS removal."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
-from carremoval.evaluation import evaluate_photos, ground_truth_clip, real_removal, target_checks
+from carremoval.evaluation import evaluate_photos, ground_truth_clip, load_clip, real_removal, target_checks
 from carremoval.inpainters import navier_stokes, telea
 from carremoval.io import read_rgb, write_png
 from carremoval.video import TemporalConfig, probe
+from carremoval.video.evaluation import borrowed_masks
 
 BACKGROUNDS = ["dpst_in32.png", "dpst_tar52.png", "libcom_source_1.jpg"]
 
@@ -56,6 +58,18 @@ def test_ground_truth_clip_on_the_static_road(shared_data):
     checks = target_checks({"generator": {"hole_psnr": 30}, "telea": {"hole_psnr": 27}}, {"static": result},
                            ["telea"])
     assert checks["photo_target_met"] and checks["video_target_met"]
+
+
+def test_clips_can_start_later_in_a_folder_or_a_video(shared_data):
+    """Validation clips are later frames of the same sequences: `start` skips frames of a folder or a video."""
+    folder = shared_data / "videos/davis/bus/frames"
+    later = load_clip(folder, (216, 120), 3, start=40)
+    expected = cv2.resize(read_rgb(folder / "00040.jpg"), (216, 120), interpolation=cv2.INTER_AREA)
+    assert len(later) == 3 and np.array_equal(later[0], expected)
+    video = shared_data / "videos/static/video.avi"
+    assert np.array_equal(load_clip(video, (216, 120), 2, start=5)[0], load_clip(video, (216, 120), 6)[5])
+    masks = shared_data / "videos/davis/bus/masks"
+    assert np.array_equal(borrowed_masks(masks, 2, (216, 120), start=40)[1], borrowed_masks(masks, 42, (216, 120))[41])
 
 
 @pytest.mark.slow

@@ -13,7 +13,7 @@ import numpy as np
 from tqdm import tqdm
 
 from carremoval.inpainters import Inpainter
-from carremoval.io import read_mask, read_rgb, write_png
+from carremoval.io import InputError, read_mask, read_rgb, write_png
 from carremoval.masks import prepare_mask
 from carremoval.metrics import image_scores, mean_scores
 from carremoval.video import RemovalStats, TemporalConfig, VideoWriter, read_frames, remove_frames
@@ -71,21 +71,26 @@ def resize_all(images: list[np.ndarray], size: tuple[int, int], interpolation: i
     return [cv2.resize(image, size, interpolation=interpolation) for image in images]
 
 
-def load_clip(frames: str | Path, size: tuple[int, int], limit: int) -> list[np.ndarray]:
-    """Up to `limit` frames of a frame folder or a video file, resized to size=(width, height)."""
+def load_clip(frames: str | Path, size: tuple[int, int], limit: int, start: int = 0) -> list[np.ndarray]:
+    """Up to `limit` frames of a frame folder or a video file, from the `start`-th, resized to size=(width,
+    height)."""
     if Path(frames).is_file():
-        return resize_all(list(itertools.islice(read_frames(frames), limit)), size, cv2.INTER_AREA)
-    return read_frame_dir(frames, size, limit)
+        return resize_all(list(itertools.islice(read_frames(frames), start, start + limit)), size, cv2.INTER_AREA)
+    return read_frame_dir(frames, size, limit, start)
 
 
 def ground_truth_clip(clip: dict[str, Any], size: tuple[int, int], limit: int, methods: dict[str, Inpainter],
                       fill: Inpainter, config: TemporalConfig) -> dict[str, dict[str, float]]:
     """The video-completion protocol on one clip: real frames are the truth, holes borrowed from another
-    sequence (placed off the clip's own moving object when its masks are given)."""
-    frames = load_clip(clip["frames"], size, limit)
-    holes = borrowed_masks(clip["holes_from"], len(frames), size)
+    sequence (placed off the clip's own moving object when its masks are given). Optional keys: `start` (first
+    frame, and first own mask) and `holes_start` (first borrowed mask)."""
+    start = clip.get("start", 0)
+    frames = load_clip(clip["frames"], size, limit, start)
+    if not frames:
+        raise InputError(f"{clip['frames']}: no frames from frame {start} on")
+    holes = borrowed_masks(clip["holes_from"], len(frames), size, clip.get("holes_start", 0))
     if clip.get("own_masks"):
-        own = borrowed_masks(clip["own_masks"], len(frames), size)
+        own = borrowed_masks(clip["own_masks"], len(frames), size, start)
         holes = place_masks(holes, [prepare_mask(mask, 10) for mask in own])
     return evaluate_with_ground_truth(frames, holes, fill, config, baselines=methods)
 

@@ -30,19 +30,21 @@ from carremoval.video.temporal import RemovalStats, TemporalConfig, remove_frame
 
 
 def read_frame_dir(path: str | os.PathLike, size: tuple[int, int] | None = None, limit: int | None = None,
-                   ) -> list[np.ndarray]:
-    """The images of a folder in name order as RGB, optionally resized to size=(width, height)."""
-    files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:limit]
+                   start: int = 0) -> list[np.ndarray]:
+    """The images of a folder in name order as RGB, from the `start`-th, optionally resized to size=(width,
+    height)."""
+    files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+    files = files[start:None if limit is None else start + limit]
     if not files:
         raise InputError(f"{path}: no frames in the folder")
     frames = [read_rgb(file) for file in files]
     return frames if size is None else [cv2.resize(f, size, interpolation=cv2.INTER_AREA) for f in frames]
 
 
-def borrowed_masks(path: str | os.PathLike, count: int, size: tuple[int, int]) -> list[np.ndarray]:
-    """`count` masks from another sequence's mask folder, resized to size=(width, height), played forwards and
-    backwards (ping-pong) when the sequence is shorter than `count`."""
-    files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() == ".png")
+def borrowed_masks(path: str | os.PathLike, count: int, size: tuple[int, int], start: int = 0) -> list[np.ndarray]:
+    """`count` masks from another sequence's mask folder, from the `start`-th, resized to size=(width, height),
+    played forwards and backwards (ping-pong) when the sequence is shorter than `count`."""
+    files = sorted(p for p in Path(path).iterdir() if p.suffix.lower() == ".png")[start:]
     if not files:
         raise InputError(f"{path}: no PNG masks in the folder")
     cycle = files + files[-2:0:-1] if len(files) > 1 else files
