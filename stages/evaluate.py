@@ -38,11 +38,12 @@ def main() -> None:
     with atomic_dir(root / "reports/eval") as report:
         photos = evaluate_photos(root / "data/processed/pairs" / settings["photo_split"], methods,
                                  report / "photos", settings["report_pairs"])
-        clips, validation = ({
-            clip["name"]: ground_truth_clip(with_paths_resolved(clip, root), (width, height),
-                                            clip.get("max_frames", limit), methods, generator, config)
-            for clip in settings[key]
-        } for key in ("ground_truth", "ground_truth_val"))
+        def score_clips(key: str) -> dict:
+            return {clip["name"]: ground_truth_clip(with_paths_resolved(clip, root), (width, height),
+                                                    clip.get("max_frames", limit), methods, generator, config)
+                    for clip in settings[key]}
+
+        clips, validation = score_clips("ground_truth"), score_clips("ground_truth_val")
         (report / "videos").mkdir()
         real = {
             Path(sequence).name: real_removal(resolve_path(sequence, root), generator, config,
