@@ -170,7 +170,7 @@ def fill_targets(window: Window, t: int, past: Pointers | None, future: Pointers
         has = candidate.frame >= 0
         offer_colours = np.zeros((count, 3), np.float32)
         offer_colours[has] = sample_colours(window, _subset(candidate, has))
-        offer_real = _is_real(window, candidate) & has
+        offer_real = _mask_at(window.real, candidate)  # an observation, not made up by the inpainter
         distance = np.abs(candidate.frame - t).astype(np.float32)
         offers.append((has, offer_colours, offer_real, distance))
         cost = distance + np.where(offer_real, 0, HALLUCINATION_PENALTY)
@@ -195,12 +195,6 @@ def fill_targets(window: Window, t: int, past: Pointers | None, future: Pointers
 
 def _subset(pointers: Pointers, where: np.ndarray) -> Pointers:
     return Pointers(pointers.frame[where], pointers.x[where], pointers.y[where])
-
-
-def _is_real(window: Window, pointers: Pointers) -> np.ndarray:
-    """Whether each pointer's source pixel is an observation (not one made up by the inpainter)."""
-    has_source = pointers.frame >= 0
-    return has_source & (_mask_at(window.real, pointers) | ~_mask_at(window.known, pointers))
 
 
 def sample_colours(window: Window, pointers: Pointers) -> np.ndarray:
