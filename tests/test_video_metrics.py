@@ -76,6 +76,36 @@ def test_flow_completion_ignores_another_car_passing_the_hole():
     assert np.abs(new_backward[hole] - camera_back[hole]).max() < 0.5
 
 
+def test_flow_completion_ignores_a_large_object_filling_the_ring():
+    """A bus-sized object right above a hole on the road fills most of the ring around it (and is tracked by the
+    camera: it does not move); the road along the hole's other edges, and the frame as a whole, move with the
+    camera. The frame's motion explains the hole's edges better, so it wins."""
+    shape = (240, 360)
+    camera, camera_back = camera_flows(shape)
+    hole = np.zeros(shape, bool)
+    hole[190:230, 120:240] = True
+    forward, backward = camera.copy(), camera_back.copy()
+    forward[100:190, 60:300], backward[100:190, 60:300] = 0, 0
+    forward[hole], backward[hole] = (-8, 0), (8, 0)
+    new_forward, new_backward = complete_pair(forward, backward, hole, hole)
+    assert np.abs(new_forward[hole] - camera[hole]).max() < 0.1
+    assert np.abs(new_backward[hole] - camera_back[hole]).max() < 0.1
+
+
+def test_flow_completion_keeps_the_surface_around_the_hole_when_the_frame_moves_otherwise():
+    """The road around the hole moves unlike most of the frame (parallax): the ring's motion wins."""
+    shape = (240, 360)
+    camera, camera_back = camera_flows(shape)
+    hole = np.zeros(shape, bool)
+    hole[170:210, 120:240] = True
+    forward, backward = camera.copy(), camera_back.copy()
+    forward[140:], backward[140:] = (5, 2), (-5, -2)
+    forward[hole], backward[hole] = (-8, 0), (8, 0)
+    new_forward, new_backward = complete_pair(forward, backward, hole, hole)
+    assert np.abs(new_forward[hole] - (5, 2)).max() < 0.1
+    assert np.abs(new_backward[hole] - (-5, -2)).max() < 0.1
+
+
 def test_completed_forward_and_backward_flows_undo_each_other():
     """DIS noise around the holes must not make the two directions disagree inside them: one surface motion is
     fitted for both, so a step into the next frame's hole and back returns to the start."""
