@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from carremoval.io import read_rgb
-from carremoval.video.blending import seam_correct, smooth_fill
+from carremoval.video.blending import ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings, complete_flow, complete_pair
 from carremoval.video.metrics import flicker, pair_flows, warp_error
 
@@ -148,6 +148,18 @@ def test_flow_frames_hide_what_is_in_the_hole(panning):
     assert np.array_equal(grey, estimator.grey(blacked, hole))
     assert np.array_equal(grey[~hole], estimator.grey(frame)[~hole])
     assert grey[hole].min() > 0
+
+
+def test_ring_around_is_the_band_within_a_distance_outside_the_hole():
+    hole = np.zeros((40, 50), bool)
+    hole[0:12, 15:30] = True  # touching the frame's top edge
+    ring = ring_around(hole, 4)
+    ys, xs = np.mgrid[0:40, 0:50]
+    distance = np.hypot(np.clip(xs, 15, 29) - xs, np.clip(ys, 0, 11) - ys)
+    assert not (ring & hole).any()
+    assert ring[(distance > 0) & (distance <= 3.5)].all()
+    assert not ring[distance > 4.5].any()
+    assert not ring_around(np.zeros_like(hole), 4).any()
 
 
 def test_seam_correction_removes_a_colour_offset():

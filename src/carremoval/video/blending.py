@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from carremoval.masks import crop_slices, dilate
+from carremoval.masks import crop_slices
 
 SEAM_WORK_PIXELS = 20_000  # the seam offset is interpolated on at most this many pixels
 
@@ -75,8 +75,15 @@ def remap_points(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, interpolatio
 
 
 def ring_around(hole: np.ndarray, width: int) -> np.ndarray:
-    """The band of pixels up to `width` px outside the hole."""
-    return dilate(hole, width) & ~hole
+    """The pixels outside the hole within `width` px of it (Euclidean distance); none when there is no hole."""
+    if not hole.any():
+        return np.zeros_like(hole)
+    rows, cols = crop_slices(hole, margin=width)
+    outside = ~hole[rows, cols]
+    distance = cv2.distanceTransform(outside.astype(np.uint8), cv2.DIST_L2, 3)
+    ring = np.zeros_like(hole)
+    ring[rows, cols] = outside & (distance <= width)
+    return ring
 
 
 def seam_correct(frame: np.ndarray, fill: np.ndarray, hole: np.ndarray, ring_valid: np.ndarray) -> np.ndarray:

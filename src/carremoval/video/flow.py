@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from carremoval.masks import crop_slices
-from carremoval.video.blending import remap_points, smooth_fill
+from carremoval.masks import crop_slices, dilate
+from carremoval.video.blending import remap_points, ring_around, smooth_fill
 
 COMPLETION_MARGIN = 24  # working px of flow around a hole that the smooth completion looks at
 SURFACE_RING_PX = 64    # working px around a hole whose flow tells the motion of the surface the hole lies on
@@ -70,9 +70,7 @@ class FlowEstimator:
     def small_hole(self, hole: np.ndarray) -> np.ndarray:
         """The hole at the working scale, grown by `margin` so the car's smeared edge flow is replaced too."""
         small = cv2.resize(hole.astype(np.uint8), self.working_size(hole.shape), interpolation=cv2.INTER_AREA)
-        size = 2 * self.settings.margin + 1
-        disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-        return cv2.dilate((small > 0).astype(np.uint8), disc).astype(bool)
+        return dilate(small > 0, self.settings.margin)
 
     def flow(self, grey_from: np.ndarray, grey_to: np.ndarray) -> np.ndarray:
         """Raw DIS flow from one grey frame to the next (working-scale pixels, HxWx2 float32)."""
@@ -106,14 +104,14 @@ def surface_homography(forward: np.ndarray, backward: np.ndarray, hole_a: np.nda
     check and land where the background really went; separate fits could lock onto different surfaces (road,
     barrier) and disagreed by 7-16 px on drift-straight.
     """
-    rings = [surroundings(hole, SURFACE_RING_PX) for hole in (hole_a, hole_b)]
+    rings = [ring_around(hole, SURFACE_RING_PX) for hole in (hole_a, hole_b)]
     candidates = [fit_homography(forward, backward, ~hole_a, ~hole_b)]
     if sum(int(ring.sum()) for ring in rings) >= MIN_SURFACE_PX:
         candidates.insert(0, fit_homography(forward, backward, *rings))
     candidates = [homography for homography in candidates if homography is not None]
     if len(candidates) < 2:
         return candidates[0] if candidates else None
-    edges = [surroundings(hole, SURFACE_CHECK_PX) for hole in (hole_a, hole_b)]
+    edges = [ring_around(hole, SURFACE_CHECK_PX) for hole in (hole_a, hole_b)]
     return min(candidates, key=lambda homography: transfer_error(homography, forward, backward, *edges))
 
 
@@ -176,18 +174,6 @@ def complete_flow(flow: np.ndarray, hole: np.ndarray, homography: np.ndarray | N
     result = flow.copy()
     result[rows, cols] = np.where(local_hole[..., None], completed, local_flow)
     return result
-
-
-def surroundings(hole: np.ndarray, radius: int) -> np.ndarray:
-    """The known pixels within `radius` px of the hole (none when there is no hole)."""
-    if not hole.any():
-        return np.zeros_like(hole)
-    rows, cols = crop_slices(hole, margin=radius)
-    local_known = ~hole[rows, cols]
-    distance = cv2.distanceTransform(local_known.astype(np.uint8), cv2.DIST_L2, 3)
-    near = np.zeros_like(hole)
-    near[rows, cols] = local_known & (distance <= radius)
-    return near
 
 
 def homography_flow(homography: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
