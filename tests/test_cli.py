@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from carremoval import weights
 from carremoval.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNAVAILABLE, main
 from carremoval.io import read_mask, read_rgb
 from carremoval.masks import prepare_mask
@@ -106,6 +107,18 @@ def test_missing_model_and_missing_segmenter_weights_exit_3(tmp_path, shared_dat
     code = main(["remove", photo, "-o", str(tmp_path / "b.png"), "--segmenter-weights", str(tmp_path / "no.pth")])
     assert code == EXIT_UNAVAILABLE and "--masks DIR" in capsys.readouterr().err
     assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
+
+
+def test_raft_flow_without_weights_exits_3_and_writes_nothing(tmp_path, davis_clip, capsys, monkeypatch):
+    clip, masks = davis_clip
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setattr(weights, "network_reachable", lambda url, timeout: False)
+    out = tmp_path / "clean.mkv"
+    code = main(["remove", str(clip), "-o", str(out), "--masks", str(masks), "--inpainter", "telea", "--lossless",
+                 "--no-progress", "--flow", "raft_small"])
+    error = capsys.readouterr().err
+    assert code == EXIT_UNAVAILABLE and "--flow raft_small" in error and "--flow dis" in error
+    assert [path.name for path in tmp_path.iterdir() if path.name != "torch"] == []  # no output, no temp file
 
 
 def test_the_installed_command_runs(tmp_path):

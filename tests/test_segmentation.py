@@ -7,16 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from carremoval import segmentation
+from carremoval import segmentation, weights
 from carremoval.masks import iou
-from carremoval.segmentation import (
-    CarSegmenter,
-    SegmenterConfig,
-    SegmenterUnavailable,
-    build_model,
-    category_indices,
-    optional_segmenter,
-)
+from carremoval.segmentation import CarSegmenter, SegmenterConfig, build_model, category_indices, optional_segmenter
+from carremoval.weights import WeightsUnavailable
 
 CATEGORIES = segmentation.MODELS["deeplabv3_mobilenet_v3_large"][1].meta["categories"]
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -112,7 +106,7 @@ def test_bad_image_arrays_are_refused():
 
 
 def test_weights_none_means_no_segmenter():
-    with pytest.raises(SegmenterUnavailable, match="'none'"):
+    with pytest.raises(WeightsUnavailable, match="'none'"):
         CarSegmenter.from_params({"weights": "none"})
     assert optional_segmenter({"weights": None}) is None
 
@@ -128,15 +122,15 @@ def no_network(monkeypatch) -> list[str]:
     def refuse(url, target, timeout):
         raise AssertionError(f"tests never download ({url})")
 
-    monkeypatch.setattr(segmentation, "network_reachable", unreachable)
-    monkeypatch.setattr(segmentation, "download_checkpoint", refuse)
+    monkeypatch.setattr(weights, "network_reachable", unreachable)
+    monkeypatch.setattr(weights, "download_checkpoint", refuse)
     return attempts
 
 
 def test_default_weights_offline_fail_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     attempts = no_network(monkeypatch)
-    with pytest.raises(SegmenterUnavailable) as error:
+    with pytest.raises(WeightsUnavailable) as error:
         CarSegmenter.from_params({"model": "deeplabv3_mobilenet_v3_large", "weights": "DEFAULT"})
     message = str(error.value)
     url = segmentation.MODELS["deeplabv3_mobilenet_v3_large"][1].url
@@ -146,7 +140,7 @@ def test_default_weights_offline_fail_clearly(tmp_path, monkeypatch):
 
 
 def test_network_check_fails_fast_on_a_closed_port():
-    assert segmentation.network_reachable("http://127.0.0.1:9/x.pth", timeout=2.0) is False
+    assert weights.network_reachable("http://127.0.0.1:9/x.pth", timeout=2.0) is False
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +152,7 @@ def random_state_dict() -> dict[str, torch.Tensor]:
 def test_default_weights_are_taken_from_the_hub_cache(tmp_path, monkeypatch, random_state_dict):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     attempts = no_network(monkeypatch)
-    cached = segmentation.cache_path(segmentation.MODELS["deeplabv3_mobilenet_v3_large"][1].url)
+    cached = weights.cache_path(segmentation.MODELS["deeplabv3_mobilenet_v3_large"][1].url)
     cached.parent.mkdir(parents=True)
     torch.save(random_state_dict, cached)
     segmenter = CarSegmenter.from_params({"model": "deeplabv3_mobilenet_v3_large", "weights": "DEFAULT"})
@@ -193,11 +187,11 @@ class NotTensors:
 def test_unsafe_or_wrong_weight_files_are_refused(tmp_path):
     pickled = tmp_path / "pickled.pth"
     torch.save({"evil": NotTensors()}, pickled)
-    with pytest.raises(SegmenterUnavailable, match="not a loadable weights_only state dict"):
+    with pytest.raises(WeightsUnavailable, match="not a loadable weights_only state dict"):
         CarSegmenter.from_params({"weights": str(pickled)})
     wrong = tmp_path / "wrong.pth"
     torch.save({"conv.weight": torch.zeros(3, 3)}, wrong)
-    with pytest.raises(SegmenterUnavailable, match="not deeplabv3_resnet101 weights"):
+    with pytest.raises(WeightsUnavailable, match="not deeplabv3_resnet101 weights"):
         CarSegmenter.from_params({"weights": str(wrong)})
-    with pytest.raises(SegmenterUnavailable, match="file not found"):
+    with pytest.raises(WeightsUnavailable, match="file not found"):
         CarSegmenter.from_params({"weights": str(tmp_path / "missing.pth")})

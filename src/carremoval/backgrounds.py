@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from carremoval.cutouts import PhotoSkipped, chunks, load_photo
 from carremoval.io import InputError, atomic_dir, read_jsonl, write_json, write_jsonl, write_png
-from carremoval.segmentation import CarSegmenter, optional_segmenter, weights_mode
+from carremoval.segmentation import CarSegmenter, optional_segmenter
+from carremoval.weights import weights_mode
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,8 @@ masks:
   FILE   one binary PNG for the photo, or for every frame of a video
 
 exit codes:
-  0 done, 1 unexpected failure, 2 bad input (the message names the file), 3 model or segmenter unavailable
+  0 done, 1 unexpected failure, 2 bad input (the message names the file), 3 model, segmenter or RAFT weights
+  unavailable
 
 examples:
   carremoval remove street.jpg -o clean.jpg --masks street.mask.png
@@ -56,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     remove.add_argument("--segmenter-weights", default="DEFAULT",
                         help="for --masks auto: DEFAULT (torchvision) or a .pth state dict")
+    remove.add_argument("--flow", choices=["dis", "raft_small", "raft_large"], default="dis",
+                        help="video: optical flow, OpenCV DIS or torchvision RAFT (learned, for fast pans where "
+                             "DIS fails; needs pretrained weights; slow on a CPU) (default: dis)")
+    remove.add_argument("--flow-weights", default="DEFAULT",
+                        help="for --flow raft_*: DEFAULT (torchvision) or a .pth state dict")
     remove.add_argument("--lossless", action="store_true", help="video: encode losslessly (FFV1; use .mkv)")
     remove.add_argument("--no-progress", action="store_true", help="no progress bar")
     remove.add_argument("-v", "--verbose", action="store_true", help="log more")
@@ -86,11 +92,12 @@ def build_inpainter(args: argparse.Namespace, device):
 
 def build_segmenter(args: argparse.Namespace):
     """The automatic car segmenter, or Unavailable with what to do instead."""
-    from carremoval.segmentation import CarSegmenter, SegmenterUnavailable
+    from carremoval.segmentation import CarSegmenter
+    from carremoval.weights import WeightsUnavailable
 
     try:
         return CarSegmenter.from_params({"weights": args.segmenter_weights, "device": args.device})
-    except SegmenterUnavailable as err:
+    except WeightsUnavailable as err:
         raise Unavailable(f"--masks auto needs a car segmenter: {err}\n"
                           "Give masks instead: --masks DIR (one PNG per frame) or --masks FILE.") from None
 
@@ -136,10 +143,15 @@ def video_masks(args: argparse.Namespace):
 
 def remove_video_file(args: argparse.Namespace, output: Path, device) -> str:
     from carremoval.video import TemporalConfig, remove_video
+    from carremoval.weights import WeightsUnavailable
 
-    config = TemporalConfig(dilate_px=args.dilate, shadow_margin=args.shadow_margin, lossless=args.lossless)
-    stats = remove_video(args.input, output, video_masks(args), build_inpainter(args, device), config,
-                         progress=not args.no_progress)
+    config = TemporalConfig(dilate_px=args.dilate, shadow_margin=args.shadow_margin, lossless=args.lossless,
+                            flow_method=args.flow, flow_weights=args.flow_weights, device=args.device)
+    try:
+        stats = remove_video(args.input, output, video_masks(args), build_inpainter(args, device), config,
+                             progress=not args.no_progress)
+    except WeightsUnavailable as err:
+        raise Unavailable(f"--flow {args.flow}: {err}") from None
     return (f"{args.input} -> {output}: {stats['frames']} frames at {stats['fps_out']:.3g} fps, "
             f"processed at {stats['processing_fps']:.1f} frames/s")
 

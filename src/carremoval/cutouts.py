@@ -16,7 +16,8 @@ from tqdm import tqdm
 from carremoval.io import InputError, atomic_dir, read_jsonl, read_mask, write_json, write_jsonl, write_png
 from carremoval.masks import bounding_box, crop_box, feathered_alpha, touches_border
 from carremoval.params import resolve_path
-from carremoval.segmentation import CarSegmenter, SegmenterConfig, optional_segmenter, weights_mode
+from carremoval.segmentation import CarSegmenter, SegmenterConfig, optional_segmenter
+from carremoval.weights import weights_mode
 
 log = logging.getLogger(__name__)
 

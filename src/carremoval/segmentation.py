@@ -5,20 +5,15 @@ Weights (`weights` param):
   downloaded (a short network check first, so an offline machine fails in seconds, not minutes);
 - a path to a .pth state dict (loaded with torch.load(weights_only=True));
 - "none": no model.
-When no pretrained weights can be had, `CarSegmenter.from_params` raises SegmenterUnavailable; a model with
-random weights is never used to make masks.
+When no pretrained weights can be had, `CarSegmenter.from_params` raises WeightsUnavailable (carremoval.weights);
+a model with random weights is never used to make masks.
 """
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import logging
-import os
-import socket
-import urllib.parse
 from collections import defaultdict
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -30,6 +25,7 @@ from torchvision.models import segmentation as tv_segmentation
 from carremoval.device import select_device
 from carremoval.masks import MaskCleaning, clean_mask
 from carremoval.params import resolve_path
+from carremoval.weights import WeightsUnavailable, default_state_dict, load_state_dict_file, weights_mode
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +44,6 @@ HOW_TO_GIVE_WEIGHTS = (
     "downloads them into the torch hub cache, $TORCH_HOME/hub/checkpoints/), or copy {file} there, or set "
     "segment.weights to a local .pth state dict. Without them, set weights: none to use the annotation/alpha policy."
 )
-
-
-class SegmenterUnavailable(RuntimeError):
-    """No pretrained segmentation weights could be had; the message says what was tried and what to do."""
 
 
 @dataclass(frozen=True)
@@ -87,90 +79,12 @@ class SegmenterConfig:
         return MODELS[self.model][1]
 
 
-def weights_mode(weights: str | None) -> str:
-    """'default', 'none' or 'path' for a `weights` param value."""
-    if weights is None or str(weights).strip().lower() in ("none", "null", ""):
-        return "none"
-    return "default" if str(weights).strip().upper() == "DEFAULT" else "path"
-
-
 def category_indices(categories: Sequence[str], classes: Sequence[str]) -> list[int]:
     """Indices of the wanted class names in the weights' category list; a clear error for an unknown name."""
     unknown = [name for name in classes if name not in categories]
     if unknown or not classes:
         raise ValueError(f"segment.classes {list(classes)}: unknown {unknown}; the weights know {list(categories)}")
     return [list(categories).index(name) for name in classes]
-
-
-def cache_path(url: str) -> Path:
-    """Where torch.hub keeps a downloaded checkpoint ($TORCH_HOME/hub/checkpoints/<file name>)."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urllib.parse.urlparse(url).path)
-
-
-def network_reachable(url: str, timeout: float) -> bool:
-    """True when the URL's host resolves and accepts a TCP connection within `timeout` seconds."""
-    parts = urllib.parse.urlparse(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-
-    def connect() -> None:
-        with socket.create_connection((parts.hostname, port), timeout=timeout):
-            pass
-
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        pool.submit(connect).result(timeout=timeout)
-        return True
-    except (OSError, concurrent.futures.TimeoutError):
-        return False
-    finally:
-        pool.shutdown(wait=False)
-
-
-def download_checkpoint(url: str, target: Path, timeout: float) -> None:
-    """torch.hub's download (hash-prefix checked, atomic) with a socket timeout."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    hash_prefix = torch.hub.HASH_REGEX.search(target.name)
-    previous = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout)
-    try:
-        torch.hub.download_url_to_file(url, str(target), hash_prefix=hash_prefix.group(1) if hash_prefix else None)
-    finally:
-        socket.setdefaulttimeout(previous)
-
-
-def default_state_dict(weights_enum: Any, timeout: float) -> tuple[dict[str, torch.Tensor], str]:
-    """torchvision's pretrained state dict from the hub cache, else downloaded; SegmenterUnavailable offline."""
-    url = weights_enum.url
-    cached = cache_path(url)
-    how = HOW_TO_GIVE_WEIGHTS.format(file=cached.name)
-    if not cached.exists():
-        if not network_reachable(url, timeout):
-            raise SegmenterUnavailable(
-                f"pretrained {weights_enum} weights are not in the torch hub cache ({cached}) and {url} "
-                f"cannot be reached (no network). {how}"
-            )
-        log.info("downloading %s to %s", url, cached)
-        try:
-            download_checkpoint(url, cached, timeout)
-        except (OSError, RuntimeError) as err:
-            raise SegmenterUnavailable(f"downloading {url} failed ({err}). {how}") from None
-    return load_state_dict_file(cached), f"torchvision {weights_enum} ({cached})"
-
-
-def load_state_dict_file(path: Path) -> dict[str, torch.Tensor]:
-    """A state dict from a .pth file (weights_only); a {'model'|'state_dict': ...} checkpoint is unwrapped."""
-    if not path.is_file():
-        raise SegmenterUnavailable(f"segment.weights: {path}: file not found")
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for a bad or unsafe file
-        raise SegmenterUnavailable(f"segment.weights: {path}: not a loadable weights_only state dict ({err})") from None
-    for key in ("model", "state_dict"):
-        if isinstance(loaded, dict) and isinstance(loaded.get(key), dict):
-            loaded = loaded[key]
-    if not isinstance(loaded, dict) or not all(isinstance(value, torch.Tensor) for value in loaded.values()):
-        raise SegmenterUnavailable(f"segment.weights: {path}: does not hold a state dict of tensors")
-    return loaded
 
 
 def build_model(name: str, state_dict: dict[str, torch.Tensor] | None = None, source: str = "") -> nn.Module:
@@ -185,7 +99,7 @@ def build_model(name: str, state_dict: dict[str, torch.Tensor] | None = None, so
             model.load_state_dict(state_dict, strict=True)
         except RuntimeError as err:
             first_line = str(err).splitlines()[0]
-            raise SegmenterUnavailable(f"{source}: not {name} weights ({first_line} ...)") from None
+            raise WeightsUnavailable(f"{source}: not {name} weights ({first_line} ...)") from None
     return model.eval()
 
 
@@ -193,12 +107,12 @@ def load_pretrained(config: SegmenterConfig) -> tuple[nn.Module, str]:
     """The model and a description of where its weights came from, per the weight policy."""
     mode = weights_mode(config.weights)
     if mode == "none":
-        raise SegmenterUnavailable("segment.weights is 'none': no segmentation model is used")
+        raise WeightsUnavailable("segment.weights is 'none': no segmentation model is used")
     if mode == "default":
-        state_dict, source = default_state_dict(config.weights_enum, config.download_timeout)
+        state_dict, source = default_state_dict(config.weights_enum, config.download_timeout, HOW_TO_GIVE_WEIGHTS)
     else:
         path = resolve_path(config.weights)
-        state_dict, source = load_state_dict_file(path), str(path)
+        state_dict, source = load_state_dict_file(path, "segment.weights"), str(path)
     return build_model(config.model, state_dict, source), source
 
 
@@ -227,7 +141,7 @@ class CarSegmenter:
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> "CarSegmenter":
-        """A segmenter with pretrained weights per params['segment']; SegmenterUnavailable when there are none."""
+        """A segmenter with pretrained weights per params['segment']; WeightsUnavailable when there are none."""
         config = SegmenterConfig.from_params(params)
         model, source = load_pretrained(config)
         return cls(model, config, source)
@@ -275,7 +189,7 @@ def optional_segmenter(params: dict[str, Any]) -> CarSegmenter | None:
     """The pretrained segmenter, or None (logged loudly, with the reason) when the weight policy gives none."""
     try:
         segmenter = CarSegmenter.from_params(params)
-    except SegmenterUnavailable as err:
+    except WeightsUnavailable as err:
         log.warning("no pretrained segmenter: %s", err)
         return None
     log.info("segmenter: %s with %s on %s", segmenter.config.model, segmenter.weights_source, segmenter.device)

@@ -1,4 +1,5 @@
-"""Optical flow between neighbouring frames (OpenCV DIS on downscaled grey frames), completed inside the holes.
+"""Optical flow between neighbouring frames (OpenCV DIS, or RAFT, on downscaled grey frames), completed inside the
+holes.
 
 Flows are kept at the working scale (`scale` times the frame size) in working-scale pixels; `sample_flow` reads
 them at full-resolution points and returns full-resolution displacements.
@@ -24,9 +25,15 @@ PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPT
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
 
 
+FLOW_METHODS = ("dis", "raft_small", "raft_large")
+
+
 @dataclass(frozen=True)
 class FlowSettings:
-    preset: str = "medium"
+    method: str = "dis"         # dis (OpenCV) | raft_small | raft_large (torchvision; pretrained weights needed)
+    weights: str | None = "DEFAULT"  # RAFT weights: DEFAULT (torchvision's, hub cache) | a .pth state dict
+    device: str = "auto"        # where RAFT runs
+    preset: str = "medium"      # DIS preset
     scale: float = 1.0          # flow is computed on frames resized by this factor
     fb_alpha: float = 0.01      # forward-backward check: |f + b|^2 < alpha (|f|^2 + |b|^2) + beta
     fb_beta: float = 0.5        # (working-scale px^2)
@@ -35,6 +42,8 @@ class FlowSettings:
                                 # car's own motion into the background next to it
 
     def __post_init__(self) -> None:
+        if self.method not in FLOW_METHODS:
+            raise ValueError(f"flow method {self.method!r}: expected one of {', '.join(FLOW_METHODS)}")
         if self.preset not in PRESETS:
             raise ValueError(f"flow preset {self.preset!r}: expected one of {', '.join(PRESETS)}")
         if not 0 < self.scale <= 1:
@@ -42,11 +51,17 @@ class FlowSettings:
 
 
 class FlowEstimator:
-    """DIS optical flow on grey frames at the working scale; holes are filled from around them."""
+    """Optical flow (DIS, or RAFT) on grey frames at the working scale; holes are filled from around them."""
 
     def __init__(self, settings: FlowSettings):
         self.settings = settings
-        self._dis = cv2.DISOpticalFlow_create(PRESETS[settings.preset])
+        if settings.method == "dis":
+            dis = cv2.DISOpticalFlow_create(PRESETS[settings.preset])
+            self._flow = lambda grey_from, grey_to: dis.calc(grey_from, grey_to, None)
+        else:
+            from carremoval.video.raft import RaftFlow  # torch is only imported when RAFT is asked for
+
+            self._flow = RaftFlow.load(settings.method, settings.weights, settings.device)
 
     def working_size(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """(width, height) of the frames the flow is computed on."""
@@ -73,8 +88,8 @@ class FlowEstimator:
         return dilate(small > 0, self.settings.margin)
 
     def flow(self, grey_from: np.ndarray, grey_to: np.ndarray) -> np.ndarray:
-        """Raw DIS flow from one grey frame to the next (working-scale pixels, HxWx2 float32)."""
-        return self._dis.calc(grey_from, grey_to, None)
+        """Raw flow from one grey frame to the next (working-scale pixels, HxWx2 float32)."""
+        return self._flow(grey_from, grey_to)
 
     def completed_pair(self, grey_a: np.ndarray, grey_b: np.ndarray, small_hole_a: np.ndarray,
                        small_hole_b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,6 +32,9 @@ class TemporalConfig:
     dilate_px: int = 7            # grow each car mask by this many pixels
     shadow_margin: int = 0        # also take this many pixels below the car (its ground shadow)
     ring_px: int = 3              # width of the band outside the hole used to match colours at the seam
+    flow_method: str = "dis"      # dis (OpenCV) | raft_small | raft_large (torchvision, needs pretrained weights)
+    flow_weights: str | None = "DEFAULT"  # RAFT weights: DEFAULT (torchvision's, torch hub cache) | a .pth file
+    device: str = "auto"          # where RAFT runs: auto | cpu | cuda
     flow_preset: str = "medium"   # DIS preset: ultrafast | fast | medium
     flow_max_width: int = 640     # flow is computed on frames scaled down to at most this width
     fb_alpha: float = 0.01        # forward-backward consistency: relative tolerance
@@ -59,7 +62,8 @@ class TemporalConfig:
     def flow_settings(self, width: int) -> FlowSettings:
         """Flow settings for frames `width` pixels wide."""
         scale = min(1.0, self.flow_max_width / width)
-        return FlowSettings(preset=self.flow_preset, scale=scale, fb_alpha=self.fb_alpha, fb_beta=self.fb_beta,
+        return FlowSettings(method=self.flow_method, weights=self.flow_weights, device=self.device,
+                            preset=self.flow_preset, scale=scale, fb_alpha=self.fb_alpha, fb_beta=self.fb_beta,
                             margin=self.flow_margin)
 
     @classmethod
