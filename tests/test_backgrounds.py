@@ -18,7 +18,8 @@ from carremoval.backgrounds import (
     run_backgrounds,
 )
 from carremoval.io import InputError, read_json, read_jsonl, sha256_file, write_jsonl
-from test_segmentation import no_network, stand_in_segmenter
+from test_segmentation import stand_in_segmenter
+from weights_support import no_network
 
 CONTRACT_KEYS = {"id", "path", "width", "height", "source", "group", "origin", "phash", "car_check"}
 VIDEOS = {"stAtRoad001": "avi", "rAllySnow02": "mp4"}

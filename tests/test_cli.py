@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from carremoval import weights
 from carremoval.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNAVAILABLE, main
 from carremoval.io import read_mask, read_rgb
 from carremoval.masks import prepare_mask
 from carremoval.video import VideoWriter, probe, read_frames
+from weights_support import no_network
 
 CLIP_FRAMES = 12
 
@@ -112,7 +112,7 @@ def test_missing_model_and_missing_segmenter_weights_exit_3(tmp_path, shared_dat
 def test_raft_flow_without_weights_exits_3_and_writes_nothing(tmp_path, davis_clip, capsys, monkeypatch):
     clip, masks = davis_clip
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    monkeypatch.setattr(weights, "network_reachable", lambda url, timeout: False)
+    no_network(monkeypatch)
     out = tmp_path / "clean.mkv"
     code = main(["remove", str(clip), "-o", str(out), "--masks", str(masks), "--inpainter", "telea", "--lossless",
                  "--no-progress", "--flow", "raft_small"])

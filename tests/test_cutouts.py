@@ -22,7 +22,8 @@ from carremoval.io import read_json, read_jsonl, read_mask, write_jsonl
 from carremoval.masks import iou
 from carremoval.params import load_params
 from carremoval.segmentation import build_model
-from test_segmentation import no_network, stand_in_segmenter
+from test_segmentation import stand_in_segmenter
+from weights_support import no_network
 
 CONTRACT_KEYS = {
     "id", "path", "width", "height", "source_url", "source_sha256", "group", "brand", "model", "generation",

@@ -11,6 +11,7 @@ from carremoval import segmentation, weights
 from carremoval.masks import iou
 from carremoval.segmentation import CarSegmenter, SegmenterConfig, build_model, category_indices, optional_segmenter
 from carremoval.weights import WeightsUnavailable
+from weights_support import no_network
 
 CATEGORIES = segmentation.MODELS["deeplabv3_mobilenet_v3_large"][1].meta["categories"]
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -109,22 +110,6 @@ def test_weights_none_means_no_segmenter():
     with pytest.raises(WeightsUnavailable, match="'none'"):
         CarSegmenter.from_params({"weights": "none"})
     assert optional_segmenter({"weights": None}) is None
-
-
-def no_network(monkeypatch) -> list[str]:
-    """Make every network attempt fail at once and record it."""
-    attempts: list[str] = []
-
-    def unreachable(url: str, timeout: float) -> bool:
-        attempts.append(url)
-        return False
-
-    def refuse(url, target, timeout):
-        raise AssertionError(f"tests never download ({url})")
-
-    monkeypatch.setattr(weights, "network_reachable", unreachable)
-    monkeypatch.setattr(weights, "download_checkpoint", refuse)
-    return attempts
 
 
 def test_default_weights_offline_fail_clearly(tmp_path, monkeypatch):

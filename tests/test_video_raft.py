@@ -7,12 +7,12 @@ import pytest
 import torch
 from torchvision.models.optical_flow import raft_small
 
-from carremoval import weights
 from carremoval.io import read_rgb
 from carremoval.video import TemporalConfig, remove_frames
 from carremoval.video.flow import FlowSettings
 from carremoval.video.raft import MODELS, RaftFlow
 from carremoval.weights import WeightsUnavailable
+from weights_support import no_network
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +28,7 @@ def random_raft_file(tmp_path_factory) -> str:
 def offline(tmp_path, monkeypatch) -> list[str]:
     """An empty torch hub cache and no network; records every download attempt."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
-    attempts: list[str] = []
-
-    def unreachable(url: str, timeout: float) -> bool:
-        attempts.append(url)
-        return False
-
-    def refuse(url, target, timeout):
-        raise AssertionError(f"tests never download ({url})")
-
-    monkeypatch.setattr(weights, "network_reachable", unreachable)
-    monkeypatch.setattr(weights, "download_checkpoint", refuse)
-    return attempts
+    return no_network(monkeypatch)
 
 
 @pytest.mark.parametrize("shape", [(60, 90), (240, 432), (137, 250)])
