@@ -7,6 +7,7 @@ forwards and backwards to the needed length, H.264 in, H.264 out. The per-frame 
 OpenCV Telea (the trained generator is timed by the evaluate stage). With automatic masks, the car segmenter runs
 on every frame with random-init weights (no pretrained ones can be had offline; speed does not depend on the
 values) and the real DAVIS masks are used as its answer, since a random-init segmenter's own masks are garbage.
+The RAFT-small flow option is timed the same way, with random-init weights.
 """
 from __future__ import annotations
 
@@ -34,11 +35,14 @@ RSS_GROWTH_LIMIT = 0.10    # peak memory for 1000 frames within 10% of that for 
 
 
 def make_input(folder: Path, size: tuple[int, int], count: int) -> tuple[Path, Path]:
-    """An H.264 video of `count` real frames at `size` and a folder of its car masks (ping-pong looped)."""
+    """An H.264 video of `count` real frames at `size` and a folder of its car masks (ping-pong looped); made
+    once per folder, size and count."""
+    video, mask_dir = folder / f"input_{size[0]}x{size[1]}_{count}.mp4", folder / f"masks_{size[0]}x{size[1]}_{count}"
+    if video.is_file() and mask_dir.is_dir():
+        return video, mask_dir
     frames = read_frame_dir(SEQUENCE / "frames", size)
     masks = borrowed_masks(SEQUENCE / "masks", count, size)  # ping-pong in the same order as the frames below
     cycle = frames + frames[-2:0:-1]
-    video, mask_dir = folder / f"input_{size[0]}x{size[1]}_{count}.mp4", folder / f"masks_{size[0]}x{size[1]}_{count}"
     mask_dir.mkdir()
     with VideoWriter(video, *size, Fraction(24), crf=18) as writer:
         for index in range(count):
@@ -98,6 +102,20 @@ def auto_mask_speed(folder: Path, size: tuple[int, int], count: int, model: str)
     return count / (time.perf_counter() - start)
 
 
+def raft_flow_speed(folder: Path, size: tuple[int, int], count: int) -> float:
+    """End-to-end fps with RAFT-small optical flow instead of DIS, given masks."""
+    import torch  # torch stays out of RSS runs
+    from torchvision.models.optical_flow import raft_small
+
+    weights = folder / "raft_small_random.pth"
+    torch.save(raft_small(weights=None).state_dict(), weights)
+    video, mask_dir = make_input(folder, size, count)
+    config = TemporalConfig(flow_method="raft_small", flow_weights=str(weights))
+    start = time.perf_counter()
+    remove_video(video, folder / "raft.mp4", masks_from_dir(mask_dir), telea(), config, progress=False)
+    return count / (time.perf_counter() - start)
+
+
 def peak_rss_mb(video: Path, mask_dir: Path, output: Path) -> float:
     """Peak resident memory (MB) of a fresh process that removes the car from `video`."""
     # VmHWM, not ru_maxrss: Linux carries ru_maxrss over exec from the (large) parent that forked the child
@@ -133,6 +151,9 @@ def run(quick: bool) -> Section:
             fps = auto_mask_speed(folder, (432, 240), 4 if quick else frames, model)
             section.rows.append(Row(f"remove end to end 432x240, auto masks ({model})", fps, "frames/s",
                                     "segmenter on every frame (random init), real holes, one run"))
+        fps = raft_flow_speed(folder, (432, 240), 8 if quick else 16)
+        section.rows.append(Row("remove end to end 432x240, RAFT-small flow", fps, "frames/s",
+                                "instead of DIS (random init: speed only), given masks, one run"))
         rss = {}
         for count in (short, long):
             video, mask_dir = make_input(folder, (432, 240), count)

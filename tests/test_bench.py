@@ -1,0 +1,29 @@
+"""The video benchmark's quick run end to end (`python -m carremoval.bench --only video --quick`): every row is
+measured and finite, and both targets are judged. The figures themselves are not asserted: speed lives in
+`make bench`, not in tests."""
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from carremoval.bench import video
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_quick_video_benchmark_measures_every_row():
+    section = video.run(quick=True)
+    rows = {row.what: row.value for row in section.rows}
+    for label in ("432x240", "854x480"):
+        assert rows[f"remove end to end {label}"] > 0 and rows[f"decode+encode alone {label}"] > 0
+    assert rows["remove end to end 432x240, RAFT-small flow"] > 0
+    assert sum("auto masks" in what for what in rows) == 2
+    assert all(math.isfinite(value) for value in rows.values())
+    assert [check.target.split(" ")[0] for check in section.checks] == [">=", "peak"]
+
+
+def test_bench_inputs_are_made_once_per_size_and_count(tmp_path):
+    first = video.make_input(tmp_path, (96, 64), 5)
+    assert video.make_input(tmp_path, (96, 64), 5) == first
+    assert len(list(first[1].glob("*.png"))) == 5
