@@ -11,6 +11,7 @@ from PIL import Image
 
 from carremoval.io import InputError, read_mask
 from carremoval.params import repo_root
+from carremoval.video.flow import FLOW_METHODS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 
@@ -57,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     remove.add_argument("--segmenter-weights", default="DEFAULT",
                         help="for --masks auto: DEFAULT (torchvision) or a .pth state dict")
-    remove.add_argument("--flow", choices=["dis", "raft_small", "raft_large"], default="dis",
+    remove.add_argument("--flow", choices=FLOW_METHODS, default="dis",
                         help="video: optical flow, OpenCV DIS or torchvision RAFT (learned, for fast pans where "
                              "DIS fails; needs pretrained weights; slow on a CPU) (default: dis)")
     remove.add_argument("--flow-weights", default="DEFAULT",

@@ -16,16 +16,14 @@ from carremoval.video.blending import remap_points, ring_around, smooth_fill
 
 COMPLETION_MARGIN = 24  # working px of flow around a hole that the smooth completion looks at
 SURFACE_RING_PX = 64    # working px around a hole whose flow tells the motion of the surface the hole lies on
-MIN_SURFACE_PX = 200    # fewer known pixels around the holes than this: fit the whole frame's motion instead
+MIN_SURFACE_PX = 200    # fewer known pixels around the holes than this: only the whole frame's motion is fitted
 SURFACE_CHECK_PX = 8    # working px around a hole whose flow decides between the ring's and the frame's motion
 SURFACE_RANSAC_PX = 0.5  # RANSAC inlier distance of the surface fit (working px): tight, so the fit takes the one
                          # surface the flow follows precisely, not a compromise between road, barrier and trees
                          # (chosen on the validation clips: mean hole PSNR 19.6 dB at 2 px, 21.9 at 0.5)
 PRESETS = {"ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST, "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM}
-
-
-FLOW_METHODS = ("dis", "raft_small", "raft_large")
+FLOW_METHODS = ("dis", "raft_small", "raft_large")  # OpenCV DIS, or torchvision RAFT (carremoval.video.raft)
 
 
 @dataclass(frozen=True)
