@@ -47,8 +47,8 @@ class RaftFlow:
         builder, weights_enum = MODELS[name]
         mode = weights_mode(weights)
         if mode == "none":
-            raise WeightsUnavailable(f"remove.flow_weights is 'none': {name} needs pretrained weights. "
-                                     + HOW_TO_GIVE_WEIGHTS.format(file=name))
+            raise WeightsUnavailable(f"remove.flow_weights is 'none': {name} needs pretrained weights (DEFAULT or a "
+                                     ".pth state dict); otherwise use flow_method dis (--flow dis)")
         if mode == "default":
             state_dict, source = default_state_dict(weights_enum, timeout, HOW_TO_GIVE_WEIGHTS)
         else:
