@@ -9,18 +9,16 @@ import torch
 from carremoval import losses
 from carremoval.io import InputError
 from carremoval.losses import AdversarialLoss, PixelLoss, Vgg19Features, build_perceptual_loss, layer_weights
+from weights_support import no_network
 
 
 @pytest.fixture(autouse=True)
 def no_download(monkeypatch):
     """The network is unreachable, and any call of torchvision's downloader fails the test."""
-    def offline(*args, **kwargs):
-        raise OSError("offline (test)")
-
     def refuse(*args, **kwargs):
         raise AssertionError("a test tried to download VGG19 weights")
 
-    monkeypatch.setattr(losses.socket, "create_connection", offline)
+    no_network(monkeypatch)
     monkeypatch.setattr("torchvision.models.VGG19_Weights.get_state_dict", refuse, raising=False)
     monkeypatch.setattr(torch.hub, "load_state_dict_from_url", refuse)
 

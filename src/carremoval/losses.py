@@ -7,7 +7,6 @@ one happened is returned as `VggInfo` so training can tag it in MLflow and metri
 """
 from __future__ import annotations
 
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from carremoval.io import InputError
+from carremoval import weights as weight_policy
 
 ADVERSARIAL_MODES = ("vanilla", "lsgan", "hinge")
 PIXEL_KINDS = ("l1", "mse")
@@ -32,8 +32,8 @@ VGG19_LAYERS = {
 # pix2pixHD's VGGLoss: relu1_1 .. relu5_1, weighted 1/32 .. 1, with L1.
 PIX2PIXHD_LAYERS = {"block1_conv1": 1 / 32, "block2_conv1": 1 / 16, "block3_conv1": 1 / 8,
                     "block4_conv1": 1 / 4, "block5_conv1": 1.0}
-VGG19_FILE = "vgg19-dcbb9e9d.pth"  # torchvision's VGG19_Weights.IMAGENET1K_V1 file name
-VGG19_HOST = "download.pytorch.org"
+VGG19_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"  # torchvision's VGG19_Weights.IMAGENET1K_V1
+VGG19_FILE = VGG19_URL.rsplit("/", 1)[-1]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -115,16 +115,7 @@ class VggInfo:
 
 def hub_vgg19_path() -> Path:
     """Where torchvision keeps downloaded VGG19 weights (under torch.hub.get_dir())."""
-    return Path(torch.hub.get_dir()) / "checkpoints" / VGG19_FILE
-
-
-def host_reachable(host: str, port: int = 443, timeout: float = 3.0) -> bool:
-    """A quick TCP check so an offline machine fails in seconds instead of hanging in a download."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    return weight_policy.cache_path(VGG19_URL)
 
 
 def _load_state(path: Path) -> dict:
@@ -148,8 +139,8 @@ def _vgg19_state(weights: str | None, download: bool) -> tuple[dict | None, str]
         return _load_state(cached), str(cached)
     if not download:
         return None, f"not in the torch hub cache ({cached}) and download is off"
-    if not host_reachable(VGG19_HOST):
-        return None, f"not cached and {VGG19_HOST} is unreachable"
+    if not weight_policy.network_reachable(VGG19_URL, timeout=3.0):  # offline: fail in seconds, not in a download
+        return None, f"not cached and {VGG19_URL} is unreachable"
     state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
     return state, f"downloaded to {cached}"
 
