@@ -16,10 +16,16 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -c "import torch, torchvision, cv2, scrapy, dvc, mlflow, carremoval, crawlers"
 	touch $@
 
-install: $(STAMP)
+# `dvc exp run --temp` works in .dvc/tmp/exps/standalone/<id>/, where the stages' ../shared would not resolve.
+EXP_SHARED := .dvc/tmp/exps/standalone/shared
+$(EXP_SHARED):
+	mkdir -p $(@D)
+	ln -sfn $(abspath ../shared) $@
+
+install: $(STAMP) $(EXP_SHARED)
 
 ## Run the whole pipeline on the default parameters (the site snapshot, CPU-sized).
-repro: $(STAMP)
+repro: $(STAMP) $(EXP_SHARED)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 ## Run the whole test suite, slow tests included.
