@@ -16,8 +16,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -c "import torch, torchvision, cv2, scrapy, dvc, mlflow, carremoval, crawlers"
 	touch $@
 
-# `dvc exp run --temp` works in .dvc/tmp/exps/standalone/<id>/, where the stages' ../shared would not resolve.
-EXP_SHARED := .dvc/tmp/exps/standalone/shared
+# `dvc exp run --temp` works in .dvc/tmp/exps/standalone/<id>/ and queued experiments in .dvc/tmp/exps/<id>/,
+# where the stages' ../shared would not resolve: link it there.
+EXP_SHARED := .dvc/tmp/exps/standalone/shared .dvc/tmp/exps/shared
 $(EXP_SHARED):
 	mkdir -p $(@D)
 	ln -sfn $(abspath ../shared) $@
