@@ -125,7 +125,8 @@ def surface_homography(forward: np.ndarray, backward: np.ndarray, hole_a: np.nda
     if len(candidates) < 2:
         return candidates[0] if candidates else None
     edges = [ring_around(hole, SURFACE_CHECK_PX) for hole in (hole_a, hole_b)]
-    return min(candidates, key=lambda homography: transfer_error(homography, forward, backward, *edges))
+    source, target = surface_pairs(forward, backward, *edges)
+    return min(candidates, key=lambda homography: transfer_error(homography, source, target))
 
 
 def surface_pairs(forward: np.ndarray, backward: np.ndarray, where_a: np.ndarray, where_b: np.ndarray
@@ -150,11 +151,9 @@ def fit_homography(forward: np.ndarray, backward: np.ndarray, where_a: np.ndarra
     return homography
 
 
-def transfer_error(homography: np.ndarray, forward: np.ndarray, backward: np.ndarray, where_a: np.ndarray,
-                   where_b: np.ndarray) -> float:
-    """Median distance (working px) between where the flows take the points of `where_a` and `where_b` and where
-    the homography takes them (0 without points)."""
-    source, target = surface_pairs(forward, backward, where_a, where_b)
+def transfer_error(homography: np.ndarray, source: np.ndarray, target: np.ndarray) -> float:
+    """Median distance (working px) between the matching points `target` and where the homography takes `source`
+    (0 without points)."""
     if not len(source):
         return 0.0
     moved = cv2.perspectiveTransform(source[:, None], homography)[:, 0]
