@@ -110,7 +110,7 @@ def test_a_short_run_trains_end_to_end_and_every_loss_term_reaches_mlflow(uninte
     outputs = outputs_in(root)
     assert metrics["steps"] == STEPS and metrics["val_pairs"] == 4 and metrics["device"] == "cpu"
     assert metrics["vgg_pretrained"] is False and metrics["vgg_source"].startswith("random")
-    assert set(metrics["val"]) == {"psnr", "ssim", "hole_psnr", "hole_ssim", "hole_l1"}
+    assert set(metrics["val"]) == {"psnr", "ssim", "hole_psnr", "hole_ssim", "hole_l1", "hole_swd"}
     assert set(metrics["reference"]) == {"input", "telea", "harmonic"}
     assert {"beats_input_hole_l1", "beats_telea_hole_l1", "beats_harmonic_hole_l1"} <= set(metrics)
     assert json.loads(outputs.metrics.read_text()) == metrics

@@ -14,6 +14,7 @@ from carremoval.params import repo_root
 from carremoval.video.flow import FLOW_METHODS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+INPAINTERS = ("textured", "generator", "patchmatch", "telea", "ns")
 
 EPILOG = """\
 masks:
@@ -50,8 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where to write the result (default: INPUT's name with _nocar, same format)")
     remove.add_argument("--masks", default="auto", help="auto | DIR | FILE (see below; default: auto)")
     remove.add_argument("--model", type=Path, help="generator weights (default: <repo>/models/generator.pt)")
-    remove.add_argument("--inpainter", choices=["generator", "telea", "ns"], default="generator",
-                        help="what fills pixels no frame ever shows (default: the trained generator)")
+    remove.add_argument("--inpainter", choices=INPAINTERS, default="textured",
+                        help="what fills pixels no frame ever shows: textured (the trained generator's structure "
+                             "with the photo's own texture copied along it, sharp at any resolution), generator "
+                             "(its smooth fill alone), patchmatch, or OpenCV's telea / ns (default: textured)")
     remove.add_argument("--dilate", type=int, default=7, help="grow the mask by this many pixels (default 7)")
     remove.add_argument("--shadow-margin", type=int, default=0, metavar="PX",
                         help="also remove this many pixels below the car: its ground shadow (default 0)")
@@ -78,17 +81,21 @@ def is_photo(path: Path) -> bool:
 
 
 def build_inpainter(args: argparse.Namespace, device):
-    """The Inpainter for holes no frame shows: the trained generator, or an OpenCV baseline."""
-    from carremoval.inpainters import cv2_inpainter
+    """The Inpainter for holes no frame shows: the trained generator (with texture synthesis, or alone), or a
+    classical baseline."""
+    from carremoval.inpainters import TexturedInpainter, cv2_inpainter, patchmatch
     from carremoval.removal import CropPolicy, GeneratorInpainter
 
-    if args.inpainter != "generator":
+    if args.inpainter == "patchmatch":
+        return patchmatch()
+    if args.inpainter in ("telea", "ns"):
         return cv2_inpainter(args.inpainter)
     model = args.model or repo_root() / "models" / "generator.pt"
     if not model.is_file():
         raise Unavailable(f"{model}: no trained generator there; run `make repro`, pass --model, "
-                          "or use --inpainter telea")
-    return GeneratorInpainter.from_checkpoint(model, device, CropPolicy(feather_px=args.dilate // 2))
+                          "or use --inpainter patchmatch")
+    generator = GeneratorInpainter.from_checkpoint(model, device, CropPolicy(feather_px=args.dilate // 2))
+    return TexturedInpainter(generator) if args.inpainter == "textured" else generator
 
 
 def build_segmenter(args: argparse.Namespace):
@@ -124,6 +131,9 @@ def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
 
     photo = load_photo(args.input)
     mask = photo_mask(args, photo.rgb)
+    if mask.all():
+        raise InputError(f"{args.input}: the mask ({args.masks}) covers the whole photo: there is no background "
+                         "left to fill it from")
     inpaint = build_inpainter(args, device) if mask.any() else None
     result = remove_from_photo(photo, mask, inpaint)
     save_photo(result, output)

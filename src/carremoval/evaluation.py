@@ -14,8 +14,8 @@ from tqdm import tqdm
 
 from carremoval.inpainters import Inpainter
 from carremoval.io import InputError, read_mask, read_rgb, write_png
-from carremoval.masks import prepare_mask
-from carremoval.metrics import image_scores, mean_scores
+from carremoval.masks import bounding_box, prepare_mask
+from carremoval.metrics import blur_noise_control, image_scores, mean_scores
 from carremoval.video import RemovalStats, TemporalConfig, VideoWriter, read_frames, remove_frames
 from carremoval.video.evaluation import borrowed_masks, evaluate_with_ground_truth, place_masks, read_frame_dir
 from carremoval.video.metrics import flicker, pair_flows, warp_error
@@ -80,10 +80,12 @@ def load_clip(frames: str | Path, size: tuple[int, int], limit: int, start: int 
 
 
 def ground_truth_clip(clip: dict[str, Any], size: tuple[int, int], limit: int, methods: dict[str, Inpainter],
-                      fill: Inpainter, config: TemporalConfig) -> dict[str, dict[str, float]]:
+                      fill: Inpainter, config: TemporalConfig, references: dict[str, Inpainter] | None = None
+                      ) -> dict[str, dict[str, float]]:
     """The video-completion protocol on one clip: real frames are the truth, holes borrowed from another
     sequence (placed off the clip's own moving object when its masks are given). Optional keys: `start` (first
-    frame, and first own mask) and `holes_start` (first borrowed mask)."""
+    frame, and first own mask) and `holes_start` (first borrowed mask). `references`: other fills for the
+    temporal remover, scored beside it."""
     start = clip.get("start", 0)
     frames = load_clip(clip["frames"], size, limit, start)
     if not frames:
@@ -92,7 +94,7 @@ def ground_truth_clip(clip: dict[str, Any], size: tuple[int, int], limit: int, m
     if clip.get("own_masks"):
         own = borrowed_masks(clip["own_masks"], len(frames), size, start)
         holes = place_masks(holes, [prepare_mask(mask, 10) for mask in own])
-    return evaluate_with_ground_truth(frames, holes, fill, config, baselines=methods)
+    return evaluate_with_ground_truth(frames, holes, fill, config, baselines=methods, references=references)
 
 
 def removal_strip_video(frames: list[np.ndarray], outputs: list[np.ndarray], path: Path, fps: float) -> None:
@@ -135,9 +137,9 @@ def target_checks(photos: dict[str, dict[str, float]], clips: dict[str, dict[str
                   per_frame: list[str]) -> dict[str, Any]:
     """Issue 6's quality targets, judged on figures from the same run.
 
-    Photos: our hole PSNR at least 2 dB above the better of Telea and Navier-Stokes. Video with ground truth:
-    the temporal remover's hole PSNR at least 3 dB above the best per-frame method, and E_warp at most 1.2x the
-    original video's own, on every clip.
+    Photos: the generator's hole PSNR at least 2 dB above the better of Telea and Navier-Stokes. Video with ground
+    truth: the temporal remover's hole PSNR at least 3 dB above the best per-frame method, and E_warp at most 1.2x
+    the original video's own, on every clip.
     """
     photo_margin = photos["generator"]["hole_psnr"] - best_baseline(photos, ["telea", "ns"])
     video_margins = {name: clip["temporal"]["hole_psnr"] - best_baseline(clip, per_frame) for name, clip in clips.items()}
@@ -150,3 +152,66 @@ def target_checks(photos: dict[str, dict[str, float]], clips: dict[str, dict[str
         "video_e_warp_ratio": warp_ratios,
         "e_warp_target_met": bool(all(ratio <= 1.2 for ratio in warp_ratios.values())),
     }
+
+
+def sharp_fill_checks(photo_hd: dict[str, Any], clips: dict[str, dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """Issue 13's quality targets, judged on figures from the same run.
+
+    Full-resolution photos (test): the textured fill's mean hole SWD at most PatchMatch's and below the
+    blur-plus-noise control's, and its hole PSNR at least 1 dB above the best of Telea, Navier-Stokes and
+    PatchMatch. Video with ground truth: the temporal remover's hole PSNR at least that of the same remover with
+    the generator alone ("temporal_generator") minus 0.3 dB, on every clip.
+    """
+    textured = photo_hd["textured"]
+    hd_margin = textured["hole_psnr"] - best_baseline(photo_hd, ["telea", "ns", "patchmatch"])
+    keyframe_margins = {name: clip["temporal"]["hole_psnr"] - clip["temporal_generator"]["hole_psnr"]
+                        for name, clip in clips.items()}
+    return {
+        "hd_hole_psnr_margin_db": hd_margin,
+        "hd_psnr_target_met": bool(hd_margin >= 1.0),
+        "hd_swd_vs_patchmatch": textured["hole_swd"] / photo_hd["patchmatch"]["hole_swd"],
+        "hd_swd_vs_control": textured["hole_swd"] / photo_hd["control"]["hole_swd"],
+        "hd_swd_target_met": bool(textured["hole_swd"] <= photo_hd["patchmatch"]["hole_swd"]
+                                  and textured["hole_swd"] < photo_hd["control"]["hole_swd"]),
+        "video_vs_generator_margin_db": keyframe_margins,
+        "video_vs_generator_target_met": bool(all(margin >= -0.3 for margin in keyframe_margins.values())),
+    }
+
+
+REPORT_COLUMNS = ("textured", "patchmatch", "telea")   # beside the input and the truth in the photo_hd crops
+
+
+def hole_crop(mask: np.ndarray, margin: float = 0.25, min_margin: int = 16) -> tuple[slice, slice]:
+    """The hole's bounding box grown by `margin` of its size (at least `min_margin` px), clipped to the image."""
+    box = bounding_box(mask)
+    x0, y0, x1, y1 = box if box is not None else (0, 0, mask.shape[1], mask.shape[0])
+    grow_x, grow_y = max(min_margin, int((x1 - x0) * margin)), max(min_margin, int((y1 - y0) * margin))
+    return (slice(max(0, y0 - grow_y), min(mask.shape[0], y1 + grow_y)),
+            slice(max(0, x0 - grow_x), min(mask.shape[1], x1 + grow_x)))
+
+
+def evaluate_hd(cases: list[PhotoPair], methods: dict[str, Inpainter], report_dir: str | Path | None = None,
+                desc: str = "photo_hd") -> dict[str, Any]:
+    """Scores of every method on full-resolution cases, the blur-plus-noise control beside them, the median
+    seconds per call; with `report_dir`, input | textured | patchmatch | telea | truth crops at 100% per case."""
+    rows: dict[str, list[dict[str, float]]] = {name: [] for name in (*methods, "control")}
+    seconds: dict[str, list[float]] = {name: [] for name in methods}
+    for pair in tqdm(cases, desc=desc, unit="case"):
+        outputs = {}
+        for name, inpaint in methods.items():
+            start = time.perf_counter()
+            outputs[name] = inpaint(pair.input, pair.mask)
+            seconds[name].append(time.perf_counter() - start)
+        outputs["control"] = blur_noise_control(pair.target, pair.mask)
+        for name, output in outputs.items():
+            rows[name].append(image_scores(output, pair.target, pair.mask))
+        if report_dir is not None:
+            rows_, cols = hole_crop(pair.mask)
+            shown = [pair.input, *(outputs[name] for name in REPORT_COLUMNS if name in outputs), pair.target]
+            write_png(Path(report_dir) / f"{pair.pair_id}.png", side_by_side([image[rows_, cols] for image in shown]))
+    summary: dict[str, Any] = {"cases": len(cases)}
+    for name, method_rows in rows.items():
+        summary[name] = mean_scores(method_rows)
+        if name in seconds:
+            summary[name]["median_seconds"] = float(np.median(seconds[name]))
+    return summary

@@ -175,3 +175,16 @@ def dilate(mask: np.ndarray, px: int) -> np.ndarray:
 def prepare_mask(mask: np.ndarray, dilate_px: int = 0, shadow_margin: int = 0) -> np.ndarray:
     """The hole to fill: the car mask extended over its ground shadow, then dilated to cover its soft edges."""
     return dilate(shadow_extend(mask, shadow_margin), dilate_px)
+
+
+def hole_boxes(mask: np.ndarray, min_gap: int = 16) -> list[tuple[int, int, int, int]]:
+    """Bounding boxes (x0, y0, x1, y1, exclusive) of the mask's blobs, merging blobs closer than `min_gap`."""
+    grown = dilate(mask, min_gap // 2).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(grown, connectivity=8)
+    boxes = []
+    for label in range(1, count):
+        x, y, w, h = (int(value) for value in stats[label, :4])
+        box = bounding_box(mask[y:y + h, x:x + w])
+        if box is not None:
+            boxes.append((x + box[0], y + box[1], x + box[2], y + box[3]))
+    return sorted(boxes)

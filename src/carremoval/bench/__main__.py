@@ -10,7 +10,7 @@ from pathlib import Path
 from carremoval.bench import Check, Section
 from carremoval.io import write_json
 
-SECTIONS = ["segmentation", "synthesis", "training", "video"]
+SECTIONS = ["segmentation", "synthesis", "training", "photo", "video"]
 
 
 def print_section(section: Section) -> None:

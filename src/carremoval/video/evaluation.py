@@ -22,7 +22,7 @@ import numpy as np
 
 from carremoval.inpainters import Inpainter, navier_stokes, telea
 from carremoval.io import InputError, read_mask, read_rgb
-from carremoval.metrics import psnr, ssim
+from carremoval.metrics import psnr, sliced_wasserstein, ssim
 from carremoval.video.io import read_frames
 from carremoval.masks import prepare_mask
 from carremoval.video.metrics import flicker, pair_flows, warp_error
@@ -104,10 +104,11 @@ def per_frame(frames: Sequence[np.ndarray], holes: Sequence[np.ndarray], inpaint
 
 def scores(outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], holes: Sequence[np.ndarray],
            flows, with_ssim: bool = True) -> dict[str, float]:
-    """Hole PSNR/SSIM (means over frames with a hole), E_warp over the frame and in the hole, hole flicker."""
+    """Hole PSNR/SSIM/SWD (means over frames with a hole), E_warp over the frame and in the hole, hole flicker."""
     with_hole = [t for t, hole in enumerate(holes) if hole.any()]
     result = {
         "hole_psnr": float(np.mean([psnr(outputs[t], truth[t], holes[t]) for t in with_hole])),
+        "hole_swd": float(np.mean([sliced_wasserstein(outputs[t], truth[t], holes[t]) for t in with_hole])),
         "e_warp": warp_error(outputs, flows),
         "e_warp_hole": warp_error(outputs, flows, holes),
         "flicker_hole": flicker(outputs, flows, holes),
@@ -119,12 +120,14 @@ def scores(outputs: Sequence[np.ndarray], truth: Sequence[np.ndarray], holes: Se
 
 def evaluate_with_ground_truth(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray], inpaint: Inpainter,
                                config: TemporalConfig, baselines: dict[str, Inpainter] | None = None,
-                               with_ssim: bool = True) -> dict[str, dict[str, float]]:
-    """Scores of the temporal remover (using `inpaint` for unseen pixels) and of per-frame baselines
-    (default: OpenCV Telea and Navier-Stokes), plus the original's own E_warp and the ratios to it. Every method
-    gets the frames with the holes blacked out (`blank_holes`); the original frames are only the truth.
+                               with_ssim: bool = True, references: dict[str, Inpainter] | None = None
+                               ) -> dict[str, dict[str, float]]:
+    """Scores of the temporal remover (using `inpaint` for unseen pixels), of the temporal remover with each of
+    `references` instead (as "temporal_<name>"), and of per-frame baselines (default: OpenCV Telea and
+    Navier-Stokes), plus the original's own E_warp and the ratios to it. Every method gets the frames with the
+    holes blacked out (`blank_holes`); the original frames are only the truth.
 
-    Returns {"temporal": {...}, "telea": {...}, "ns": {...}, "original": {...}}; each method has hole_psnr,
+    Returns {"temporal": {...}, "telea": {...}, "ns": {...}, "original": {...}}; each method has hole_psnr, hole_swd,
     hole_ssim, e_warp, e_warp_hole, flicker_hole, e_warp_ratio, e_warp_hole_ratio (and speed for temporal).
     """
     baselines = baselines if baselines is not None else {"telea": telea(), "ns": navier_stokes()}
@@ -140,6 +143,9 @@ def evaluate_with_ground_truth(frames: Sequence[np.ndarray], masks: Sequence[np.
     results = {"temporal": scores(ours, frames, holes, flows, with_ssim)}
     results["temporal"].update(fps=len(frames) / seconds, **{k: v for k, v in stats.to_dict().items()
                                                              if k.endswith("_fraction")})
+    for name, reference in (references or {}).items():
+        outputs = list(remove_frames(damaged, masks, reference, config))
+        results[f"temporal_{name}"] = scores(outputs, frames, holes, flows, with_ssim)
     for name, baseline in baselines.items():
         results[name] = scores(per_frame(damaged, holes, baseline), frames, holes, flows, with_ssim)
     for name in results:
