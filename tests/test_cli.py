@@ -125,3 +125,31 @@ def test_the_installed_command_runs(tmp_path):
     result = subprocess.run([sys.executable, "-m", "carremoval.cli", "remove", "--help"], capture_output=True,
                             text=True, check=False)
     assert result.returncode == 0 and "carremoval remove" in result.stdout
+
+
+def test_a_mask_over_the_whole_photo_exits_2_and_writes_nothing(tmp_path, shared_data, capsys):
+    photo = shared_data / "photos/cars/rembg_car-2.jpg"
+    width, height = Image.open(photo).size
+    everything = tmp_path / "all.png"
+    Image.fromarray(np.full((height, width), 255, np.uint8)).save(everything)
+    out = tmp_path / "clean.png"
+    code = main(["remove", str(photo), "-o", str(out), "--masks", str(everything), "--inpainter", "patchmatch"])
+    assert code == EXIT_BAD_INPUT and "covers the whole photo" in capsys.readouterr().err
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_patchmatch_and_a_one_pixel_photo(tmp_path, shared_data):
+    photo = shared_data / "photos/cars/rembg_car-2.jpg"
+    mask_file = shared_data / "photos/cars/rembg_car-2.mask.png"
+    out = tmp_path / "clean.png"
+    assert main(["remove", str(photo), "-o", str(out), "--masks", str(mask_file), "--inpainter", "patchmatch"]) \
+        == EXIT_OK
+    hole = prepare_mask(read_mask(mask_file), 7)
+    assert np.array_equal(read_rgb(out)[~hole], read_rgb(photo)[~hole])
+    tiny, tiny_mask = tmp_path / "tiny.png", tmp_path / "tiny.mask.png"
+    Image.fromarray(np.full((1, 2, 3), 200, np.uint8)).save(tiny)
+    Image.fromarray(np.array([[255, 0]], np.uint8)).save(tiny_mask)
+    assert main(["remove", str(tiny), "-o", str(tmp_path / "t.png"), "--masks", str(tiny_mask), "--dilate", "0",
+                 "--inpainter", "patchmatch"]) == EXIT_OK
+    assert read_rgb(tmp_path / "t.png").shape == (1, 2, 3)

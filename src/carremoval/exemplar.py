@@ -22,20 +22,28 @@ import numpy as np
 from carremoval.masks import hole_boxes
 
 
+VOTE_RADIUS = 2   # the patches that vote for a pixel: its 5x5 neighbours' (7x7 is 2x slower, no better on val)
+
+
 @dataclass(frozen=True)
 class ExemplarSettings:
     """The synthesis' knobs; the defaults were chosen on the validation photos (README, "Photo fill")."""
 
     patch: int = 7                  # patch side at the matching scale (odd)
     components: int = 12            # PCA components per band
-    guide_weight: float = 1.0       # weight of the structure band against the estimate's full band
+    guide_weight: float = 3.0       # weight of the structure band against the estimate's full band
     guide_sigma: float = 2.0        # low-pass sigma (matching-scale px) of the structure band
-    structure_weight: float = 1.0   # the fill's low frequencies: this share from the structure, the rest from
+    structure_weight: float = 0.5   # the fill's low frequencies: this share from the structure, the rest from
                                     # the copy (an ensemble of the learned and the exemplar layout)
     structure_sigma: float = 4.0    # low-pass sigma (matching-scale px) splitting low from high frequencies
-    rounds: int = 3                 # match, copy, describe the copy again
-    iterations: int = 3             # PatchMatch sweeps (propagation + random search) per round
-    max_hole_pixels: int = 30000    # the NNF is computed at a scale where the hole has at most this many pixels
+    levels: int = 4                 # coarse-to-fine pyramid levels (fewer when the hole gets too small)
+    rounds: int = 2                 # per level: match, vote, describe the estimate again
+    iterations: int = 2             # PatchMatch sweeps (propagation + random search) per round
+    locality: float = 0.5           # a source this far from its target (in crop diagonals) costs this share of the
+                                    # descriptors' spread: nearby texture is the likelier background
+    coherence: float = 0.3          # a neighbour's offset wins unless another source is this much closer: whole
+                                    # regions come from one place, so the copy is texture, not pixel noise
+    max_hole_pixels: int = 20000    # the NNF is computed at a scale where the hole has at most this many pixels
     context: float = 3.0            # the crop around the hole: its bounding box grown this many times
     texture_gain: float = 1.0       # share of the copied high frequencies kept (0 = the structure alone)
     seed: int = 0
@@ -51,7 +59,9 @@ class ExemplarSettings:
     def __post_init__(self) -> None:
         if self.patch < 3 or self.patch % 2 == 0:
             raise ValueError(f"exemplar synthesis: patch must be odd and at least 3, got {self.patch}")
-        if min(self.components, self.rounds, self.iterations, self.max_hole_pixels) < 1:
+        if not 0 <= self.coherence < 1:
+            raise ValueError(f"exemplar synthesis: coherence must be in [0, 1), got {self.coherence}")
+        if min(self.components, self.levels, self.rounds, self.iterations, self.max_hole_pixels) < 1:
             raise ValueError("exemplar synthesis: components, rounds, iterations and max_hole_pixels must be >= 1")
         if self.context < 1 or min(self.guide_sigma, self.structure_sigma) <= 0:
             raise ValueError("exemplar synthesis: context must be >= 1, guide_sigma and structure_sigma > 0")
@@ -89,54 +99,148 @@ def _context_box(box: tuple[int, int, int, int], shape: tuple[int, int], context
 def _synthesize_crop(image: np.ndarray, hole: np.ndarray, structure: np.ndarray, forbidden: np.ndarray,
                      settings: ExemplarSettings) -> np.ndarray:
     scale = min(1.0, float(np.sqrt(settings.max_hole_pixels / max(int(hole.sum()), 1))))
-    small = _Scaled(image, hole, structure, forbidden, scale, settings)
-    if small.sources.shape[0] == 0:
+    size = (max(1, round(hole.shape[1] * scale)), max(1, round(hole.shape[0] * scale)))
+    levels = _pyramid(_Level(_resize(image.astype(np.float32), size), _resize(hole.astype(np.float32), size) > 0,
+                             _resize(forbidden.astype(np.float32), size) > 0,
+                             _resize(structure.astype(np.float32), size), settings), settings)
+    if levels[0].sources.shape[0] == 0:
         return structure.copy()
-    matches = small.match(settings)
-    copied = _copy_full_resolution(image, hole, forbidden, structure, matches, small)
-    return _follow_structure(copied, structure, hole, settings.structure_sigma / scale, settings)
+    rng = np.random.default_rng(settings.seed)
+    bases = levels[0].bases(rng)
+    matches, estimate, coarser = None, None, None
+    for level in reversed(levels):
+        matches = level.initial_matches(coarser, matches, rng)
+        coarser = level
+        estimate = level.vote(matches) if estimate is not None else level.start()
+        for _ in range(settings.rounds):
+            matches = level.match(estimate, matches, bases, coarsest=level is levels[-1], rng=rng)
+            estimate = level.vote(matches)
+    finest = levels[0]
+    copied = _copy_full_resolution(image, hole, forbidden, structure, matches, finest)
+    layout = cv2.resize(estimate, (hole.shape[1], hole.shape[0]), interpolation=cv2.INTER_LINEAR)
+    return _follow_structure(copied, structure, layout, hole, settings.structure_sigma / scale, settings)
 
 
-class _Scaled:
-    """The crop at the matching scale: its hole, the sources a patch may come from, and the descriptors."""
+class _Level:
+    """One pyramid level of the crop: the image, the hole, the sources a patch may come from, the structure."""
 
-    def __init__(self, image: np.ndarray, hole: np.ndarray, structure: np.ndarray, forbidden: np.ndarray,
-                 scale: float, settings: ExemplarSettings):
-        height, width = hole.shape
-        self.size = (max(1, round(width * scale)), max(1, round(height * scale)))
-        self.image = _resize(image.astype(np.float32), self.size)
-        self.structure = _resize(structure.astype(np.float32), self.size)
-        self.hole = _resize(hole.astype(np.float32), self.size) > 0
-        blocked = _resize(forbidden.astype(np.float32), self.size) > 0
+    def __init__(self, image: np.ndarray, hole: np.ndarray, blocked: np.ndarray, structure: np.ndarray,
+                 settings: ExemplarSettings):
+        self.image, self.hole, self.blocked = image, hole, blocked
+        self.structure = structure
+        self.size = (hole.shape[1], hole.shape[0])
         self.radius = settings.patch // 2
         self.sources = _source_pixels(blocked, self.radius)
-        self.targets = np.argwhere(self.hole)
-        self.rng = np.random.default_rng(settings.seed)
-        guide = _low_pass(self.image, settings.guide_sigma)
-        self.full_basis = _patch_basis(self.image, blocked, settings.patch, settings.components, self.rng)
-        self.guide_basis = _patch_basis(guide, blocked, settings.patch, settings.components, self.rng)
-        weight = np.float32(np.sqrt(settings.guide_weight))
-        self.source_descriptors = np.concatenate(
-            [_describe(self.image, self.full_basis), weight * _describe(guide, self.guide_basis)], axis=2)
-        self.target_guide = weight * _describe(_low_pass(self.structure, settings.guide_sigma), self.guide_basis)
+        self.valid = np.zeros(hole.shape, bool)
+        self.valid[self.sources[:, 0], self.sources[:, 1]] = True
+        self.targets = np.argwhere(hole)
+        self.index = np.full(hole.shape, -1, np.int64)
+        self.index[self.targets[:, 0], self.targets[:, 1]] = np.arange(len(self.targets))
+        self.settings = settings
+        self._descriptors: tuple[np.ndarray, np.ndarray] | None = None
+        self._neighbours: dict[tuple[int, int], np.ndarray] = {}
+        self._position_scale = np.float32(0)
 
-    def match(self, settings: ExemplarSettings) -> np.ndarray:
-        """The NNF: for each hole pixel (row of `targets`) the (y, x) of its source at this scale."""
-        estimate = np.where(self.hole[..., None], self.structure, self.image)
-        matches = self.sources[self.rng.integers(0, self.sources.shape[0], self.targets.shape[0])]
-        for _ in range(settings.rounds):
-            target = np.concatenate([_describe(estimate, self.full_basis), self.target_guide], axis=2)
-            wanted = target[self.targets[:, 0], self.targets[:, 1]]
-            matches = _patch_match(wanted, self.source_descriptors, self.targets, matches, self.valid_source_map(),
-                                   settings.iterations, self.rng)
-            estimate = self.image.copy()
-            estimate[self.targets[:, 0], self.targets[:, 1]] = self.image[matches[:, 0], matches[:, 1]]
+    def smaller(self) -> "_Level":
+        size = (max(1, self.size[0] // 2), max(1, self.size[1] // 2))
+        return _Level(_resize(self.image, size), _resize(self.hole.astype(np.float32), size) > 0,
+                      _resize(self.blocked.astype(np.float32), size) > 0, _resize(self.structure, size),
+                      self.settings)
+
+    def start(self) -> np.ndarray:
+        """The first estimate, at the coarsest level: the structure in the hole."""
+        return np.where(self.hole[..., None], self.structure, self.image)
+
+    def initial_matches(self, coarser: "_Level | None", coarser_matches: np.ndarray | None,
+                        rng: np.random.Generator) -> np.ndarray:
+        """Random sources at the coarsest level; else the coarser level's field doubled (random where invalid)."""
+        matches = self.sources[rng.integers(0, len(self.sources), len(self.targets))]
+        if coarser is None or coarser_matches is None:
+            return matches
+        parent = self.targets // 2
+        parent_index = coarser.index[np.minimum(parent[:, 0], coarser.index.shape[0] - 1),
+                                     np.minimum(parent[:, 1], coarser.index.shape[1] - 1)]
+        has = parent_index >= 0
+        doubled = coarser_matches[parent_index[has]] * 2 + (self.targets[has] - parent[has] * 2)
+        inside = (doubled[:, 0] < self.hole.shape[0]) & (doubled[:, 1] < self.hole.shape[1])
+        inside[inside] = self.valid[doubled[inside, 0], doubled[inside, 1]]
+        chosen = matches[has]
+        chosen[inside] = doubled[inside]
+        matches[has] = chosen
         return matches
 
-    def valid_source_map(self) -> np.ndarray:
-        valid = np.zeros(self.hole.shape, bool)
-        valid[self.sources[:, 0], self.sources[:, 1]] = True
-        return valid
+    def bases(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """PCA bases of this level's known patches, full band and low-pass (the guide's), shared by every level."""
+        settings = self.settings
+        guide = _low_pass(self.image, settings.guide_sigma)
+        return (_patch_basis(self.image, self.blocked, settings.patch, settings.components, rng),
+                _patch_basis(guide, self.blocked, settings.patch, settings.components, rng))
+
+    def match(self, estimate: np.ndarray, matches: np.ndarray, bases: tuple[np.ndarray, np.ndarray],
+              coarsest: bool, rng: np.random.Generator) -> np.ndarray:
+        """The nearest-neighbour field for the current estimate (PatchMatch from `matches`)."""
+        sources, target_guide = self.descriptors(bases)
+        wanted = np.concatenate([_describe(estimate, bases[0]), target_guide], axis=2)
+        wanted = np.concatenate([wanted[self.targets[:, 0], self.targets[:, 1]],
+                                 self._position_scale * self.targets.astype(np.float32)], axis=1)
+        longest = max(self.hole.shape)
+        steps = [1 << k for k in range(int(np.log2(max(longest, 2))), -1, -1)] if coarsest else [4, 2, 1]
+        search = longest if coarsest else min(longest, 4 * self.settings.patch)
+        return _patch_match(wanted, sources, self, matches, steps, search, rng)
+
+    def descriptors(self, bases: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(every source pixel's descriptor, the structure's guide descriptors), made once per level."""
+        if self._descriptors is None:
+            guide_sigma, weight = self.settings.guide_sigma, np.float32(np.sqrt(self.settings.guide_weight))
+            guide = weight * _describe(_low_pass(self.image, guide_sigma), bases[1])
+            sources = np.concatenate([_describe(self.image, bases[0]), guide], axis=2)
+            target_guide = weight * _describe(_low_pass(self.structure, guide_sigma), bases[1])
+            spread = float(sources.reshape(-1, sources.shape[2]).var(axis=0).sum())
+            self._position_scale = np.float32(np.sqrt(self.settings.locality * spread) / np.hypot(*self.hole.shape))
+            sources = np.concatenate([sources, self._position_scale * _positions(self.hole.shape)], axis=2)
+            self._descriptors = (sources, target_guide)
+        return self._descriptors
+
+    def neighbours(self, dy: int, dx: int) -> np.ndarray:
+        """For each target, the target index of the pixel (dy, dx) away, or -1 (outside the hole or the crop)."""
+        if (dy, dx) not in self._neighbours:
+            rows, cols = self.targets[:, 0] + dy, self.targets[:, 1] + dx
+            inside = (rows >= 0) & (rows < self.index.shape[0]) & (cols >= 0) & (cols < self.index.shape[1])
+            found = np.full(len(self.targets), -1, np.int64)
+            found[inside] = self.index[rows[inside], cols[inside]]
+            self._neighbours[(dy, dx)] = found
+        return self._neighbours[(dy, dx)]
+
+    def vote(self, matches: np.ndarray) -> np.ndarray:
+        """Each hole pixel: the mean of what the patches over it copy there (Wexler et al. 2007)."""
+        total = np.zeros((len(self.targets), self.image.shape[2]), np.float32)
+        count = np.zeros(len(self.targets), np.float32)
+        height, width = self.hole.shape
+        reach = min(self.radius, VOTE_RADIUS)
+        for dy in range(-reach, reach + 1):
+            for dx in range(-reach, reach + 1):
+                owner = self.neighbours(-dy, -dx)
+                has = owner >= 0
+                source = matches[owner[has]] + (dy, dx)
+                inside = (source[:, 0] >= 0) & (source[:, 0] < height) & (source[:, 1] >= 0) & (source[:, 1] < width)
+                rows = np.flatnonzero(has)[inside]
+                total[rows] += self.image[source[inside, 0], source[inside, 1]]
+                count[rows] += 1
+        estimate = self.image.copy()
+        estimate[self.targets[:, 0], self.targets[:, 1]] = total / np.maximum(count, 1)[:, None]
+        return estimate
+
+
+def _pyramid(finest: _Level, settings: ExemplarSettings, min_hole_pixels: int = 400) -> list[_Level]:
+    """Levels finest first, halving while the hole keeps `min_hole_pixels` and room for the patches."""
+    levels = [finest]
+    while len(levels) < settings.levels:
+        smaller = levels[-1].smaller()
+        if (smaller.hole.sum() < min_hole_pixels or min(smaller.size) < 4 * settings.patch
+                or smaller.sources.shape[0] < 4 * settings.patch ** 2):
+            break
+        levels.append(smaller)
+    return levels
 
 
 def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -157,8 +261,14 @@ def _source_pixels(blocked: np.ndarray, radius: int) -> np.ndarray:
     return np.argwhere(whole if whole.any() else free)
 
 
+def _positions(shape: tuple[int, int]) -> np.ndarray:
+    """HxWx2 float32: each pixel's (row, column)."""
+    rows, cols = np.indices(shape, dtype=np.float32)
+    return np.stack([rows, cols], axis=2)
+
+
 def _patch_basis(image: np.ndarray, blocked: np.ndarray, patch: int, components: int,
-                 rng: np.random.Generator, samples: int = 8000) -> np.ndarray:
+                 rng: np.random.Generator, samples: int = 4000) -> np.ndarray:
     """The leading principal directions of the known area's patches, as (components, patch, patch, 3) filters."""
     radius = patch // 2
     padded = cv2.copyMakeBorder(image, radius, radius, radius, radius, cv2.BORDER_REFLECT)
@@ -186,39 +296,31 @@ def _describe(image: np.ndarray, basis: np.ndarray) -> np.ndarray:
     return np.stack(channels, axis=2)
 
 
-def _patch_match(wanted: np.ndarray, descriptors: np.ndarray, targets: np.ndarray, matches: np.ndarray,
-                 valid: np.ndarray, iterations: int, rng: np.random.Generator) -> np.ndarray:
-    """PatchMatch with parallel jump-flood propagation and random search; returns the improved `matches`."""
-    height, width = valid.shape
-    index = np.full((height, width), -1, np.int64)
-    index[targets[:, 0], targets[:, 1]] = np.arange(targets.shape[0])
+def _patch_match(wanted: np.ndarray, descriptors: np.ndarray, level: _Level, matches: np.ndarray,
+                 steps: list[int], search: int, rng: np.random.Generator) -> np.ndarray:
+    """PatchMatch with parallel jump-flood propagation (`steps`) and random search (from radius `search` down);
+    returns the improved `matches`. A propagated offset's distance counts (1 - coherence) times: ties go to
+    coherent regions."""
+    settings = level.settings
     best = _distance(wanted, descriptors, matches)
-    longest = max(height, width)
-    steps = [1 << k for k in range(int(np.log2(max(longest, 2))), -1, -1)]
-    for _ in range(iterations):
+    everyone = np.ones(len(matches), bool)
+    for _ in range(settings.iterations):
         for step in steps:
             for dy, dx in ((step, 0), (-step, 0), (0, step), (0, -step)):
-                neighbour = _neighbour_index(index, targets, dy, dx)
+                neighbour = level.neighbours(dy, dx)
                 has = neighbour >= 0
                 candidate = matches.copy()
                 candidate[has] = matches[neighbour[has]] - (dy, dx)
-                matches, best = _keep_better(wanted, descriptors, valid, matches, best, candidate, has)
-        radius = longest
+                matches, best = _keep_better(wanted, descriptors, level.valid, matches, best, candidate, has,
+                                             1.0 - settings.coherence)
+        anywhere = level.sources[rng.integers(0, len(level.sources), len(matches))]
+        matches, best = _keep_better(wanted, descriptors, level.valid, matches, best, anywhere, everyone)
+        radius = search
         while radius >= 1:
             candidate = matches + rng.integers(-radius, radius + 1, matches.shape)
-            matches, best = _keep_better(wanted, descriptors, valid, matches, best, candidate,
-                                         np.ones(len(matches), bool))
+            matches, best = _keep_better(wanted, descriptors, level.valid, matches, best, candidate, everyone)
             radius //= 2
     return matches
-
-
-def _neighbour_index(index: np.ndarray, targets: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """For each target, the target index of the pixel (dy, dx) away, or -1 (outside the hole or the crop)."""
-    rows, cols = targets[:, 0] + dy, targets[:, 1] + dx
-    inside = (rows >= 0) & (rows < index.shape[0]) & (cols >= 0) & (cols < index.shape[1])
-    found = np.full(len(targets), -1, np.int64)
-    found[inside] = index[rows[inside], cols[inside]]
-    return found
 
 
 def _distance(wanted: np.ndarray, descriptors: np.ndarray, matches: np.ndarray) -> np.ndarray:
@@ -227,20 +329,21 @@ def _distance(wanted: np.ndarray, descriptors: np.ndarray, matches: np.ndarray) 
 
 
 def _keep_better(wanted: np.ndarray, descriptors: np.ndarray, valid: np.ndarray, matches: np.ndarray,
-                 best: np.ndarray, candidate: np.ndarray, considered: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                 best: np.ndarray, candidate: np.ndarray, considered: np.ndarray, discount: float = 1.0
+                 ) -> tuple[np.ndarray, np.ndarray]:
     height, width = valid.shape
     ok = considered & (candidate[:, 0] >= 0) & (candidate[:, 0] < height) & (candidate[:, 1] >= 0) \
         & (candidate[:, 1] < width)
     ok[ok] = valid[candidate[ok, 0], candidate[ok, 1]]
     distance = np.full(len(matches), np.inf, np.float32)
-    distance[ok] = _distance(wanted[ok], descriptors, candidate[ok])
+    distance[ok] = discount * _distance(wanted[ok], descriptors, candidate[ok])
     better = distance < best
     matches = np.where(better[:, None], candidate, matches)
     return matches, np.where(better, distance, best)
 
 
 def _copy_full_resolution(image: np.ndarray, hole: np.ndarray, forbidden: np.ndarray, structure: np.ndarray,
-                          matches: np.ndarray, small: _Scaled) -> np.ndarray:
+                          matches: np.ndarray, small: _Level) -> np.ndarray:
     """Copy each full-resolution hole pixel from its source along the NNF scaled up; where the scaled source
     falls on a forbidden pixel or off the crop, the structure stays."""
     height, width = hole.shape
@@ -260,13 +363,13 @@ def _copy_full_resolution(image: np.ndarray, hole: np.ndarray, forbidden: np.nda
     return result
 
 
-def _follow_structure(copied: np.ndarray, structure: np.ndarray, hole: np.ndarray, sigma: float,
-                      settings: ExemplarSettings) -> np.ndarray:
-    """In the hole: low frequencies from the structure (and the copy, by `structure_weight`), plus
-    `texture_gain` times the copy's high frequencies."""
+def _follow_structure(copied: np.ndarray, structure: np.ndarray, layout: np.ndarray, hole: np.ndarray,
+                      sigma: float, settings: ExemplarSettings) -> np.ndarray:
+    """In the hole: low frequencies from the structure and the synthesis' own voted layout (by
+    `structure_weight`), plus `texture_gain` times the full-resolution copy's high frequencies."""
     copied = copied.astype(np.float32)
     copied_low = _low_pass(copied, sigma)
     weight = settings.structure_weight
-    low = weight * _low_pass(structure.astype(np.float32), sigma) + (1 - weight) * copied_low
+    low = _low_pass(weight * structure.astype(np.float32) + (1 - weight) * layout, sigma)
     result = low + settings.texture_gain * (copied - copied_low)
     return np.clip(np.rint(np.where(hole[..., None], result, structure)), 0, 255).astype(np.uint8)
