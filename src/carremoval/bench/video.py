@@ -20,7 +20,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 
 from carremoval.bench import Check, Row, Section
@@ -58,6 +57,8 @@ def remove_once(video: Path, mask_dir: Path, output: Path) -> dict:
 
 def textured_keyframes_speed(folder: Path, size: tuple[int, int], count: int) -> float:
     """End-to-end fps with the product's keyframe fill: the generator's structure plus exemplar texture."""
+    import torch   # here, not at the top: the peak-RSS child imports this module and must not load torch
+
     from carremoval.bench.photo import generator_fill
     from carremoval.inpainters import TexturedInpainter
 
