@@ -1,13 +1,14 @@
-"""Exemplar-based texture synthesis guided by a structure image (a guided PatchMatch).
+"""Exemplar-based texture synthesis guided by a structure image (a guided, coarse-to-fine PatchMatch).
 
 A learned fill knows *what* goes where (the road's colour and its edges) but at a photo's own resolution it is
-smooth. This module copies real texture into the hole from the photo's known pixels: a nearest-neighour field
-(NNF) is found by PatchMatch (Barnes et al., 2009) on patch descriptors that join two bands, the current
-estimate's full band (coherence with the hole's surroundings and with itself) and the structure's low-pass band
-(the guide, as in image analogies' texture-by-numbers). The NNF is computed at a scale where the hole has a
-bounded number of pixels, so the time does not grow with the photo's megapixels; the pixels themselves are
-copied at full resolution along the scaled field, so the texture keeps the photo's own sharpness. Finally the
-copy's low frequencies are replaced by the structure's, so the colours follow the guide.
+smooth. This module copies real texture into the hole from the photo's known pixels. A nearest-neighbour field
+(NNF; PatchMatch, Barnes et al. 2009) is found coarse to fine on patch descriptors that join two bands: the
+current estimate's full band (coherence with the hole's surroundings and with itself) and the structure's
+low-pass band (the guide, as in image analogies' texture-by-numbers). Each pyramid level alternates matching and
+voting (each hole pixel the mean of what the patches over it copy; Wexler et al. 2007). The NNF is computed at a
+scale where the hole has a bounded number of pixels, so the time does not grow with the photo's megapixels; the
+pixels themselves are copied at full resolution along the scaled field, so the texture keeps the photo's own
+sharpness. Finally the copy's low frequencies are replaced by a mix of the structure's and the voted layout's.
 
 Patches are compared through a PCA basis fitted on the photo's own patches (a few components describe a 7x7
 RGB patch well), computed for every pixel at once with one small filter per component.
@@ -27,7 +28,7 @@ VOTE_RADIUS = 2   # the patches that vote for a pixel: its 5x5 neighbours' (7x7 
 
 @dataclass(frozen=True)
 class ExemplarSettings:
-    """The synthesis' knobs; the defaults were chosen on the validation photos (README, "Photo fill")."""
+    """The synthesis' knobs; the defaults were chosen on photo_hd val (docs/photo-fill.md)."""
 
     patch: int = 7                  # patch side at the matching scale (odd)
     components: int = 12            # PCA components per band
@@ -62,7 +63,8 @@ class ExemplarSettings:
         if not 0 <= self.coherence < 1:
             raise ValueError(f"exemplar synthesis: coherence must be in [0, 1), got {self.coherence}")
         if min(self.components, self.levels, self.rounds, self.iterations, self.max_hole_pixels) < 1:
-            raise ValueError("exemplar synthesis: components, rounds, iterations and max_hole_pixels must be >= 1")
+            raise ValueError("exemplar synthesis: components, levels, rounds, iterations and max_hole_pixels must be "
+                             ">= 1")
         if self.context < 1 or min(self.guide_sigma, self.structure_sigma) <= 0:
             raise ValueError("exemplar synthesis: context must be >= 1, guide_sigma and structure_sigma > 0")
         if self.guide_weight < 0 or self.texture_gain < 0 or not 0 <= self.structure_weight <= 1:
