@@ -206,9 +206,9 @@ def evaluate_hd(cases: list[PhotoPair], methods: dict[str, Inpainter], report_di
         for name, output in outputs.items():
             rows[name].append(image_scores(output, pair.target, pair.mask))
         if report_dir is not None:
-            rows_, cols = hole_crop(pair.mask)
+            crop = hole_crop(pair.mask)
             shown = [pair.input, *(outputs[name] for name in REPORT_COLUMNS if name in outputs), pair.target]
-            write_png(Path(report_dir) / f"{pair.pair_id}.png", side_by_side([image[rows_, cols] for image in shown]))
+            write_png(Path(report_dir) / f"{pair.pair_id}.png", side_by_side([image[crop] for image in shown]))
     summary: dict[str, Any] = {"cases": len(cases)}
     for name, method_rows in rows.items():
         summary[name] = mean_scores(method_rows)

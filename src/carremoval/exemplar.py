@@ -139,9 +139,8 @@ class _Level:
         self.index = np.full(hole.shape, -1, np.int64)
         self.index[self.targets[:, 0], self.targets[:, 1]] = np.arange(len(self.targets))
         self.settings = settings
-        self._descriptors: tuple[np.ndarray, np.ndarray] | None = None
+        self._descriptors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._neighbours: dict[tuple[int, int], np.ndarray] = {}
-        self._position_scale = np.float32(0)
 
     def smaller(self) -> "_Level":
         size = (max(1, self.size[0] // 2), max(1, self.size[1] // 2))
@@ -164,7 +163,7 @@ class _Level:
                                      np.minimum(parent[:, 1], coarser.index.shape[1] - 1)]
         has = parent_index >= 0
         doubled = coarser_matches[parent_index[has]] * 2 + (self.targets[has] - parent[has] * 2)
-        inside = (doubled[:, 0] < self.hole.shape[0]) & (doubled[:, 1] < self.hole.shape[1])
+        inside = _inside(doubled, self.hole.shape)
         inside[inside] = self.valid[doubled[inside, 0], doubled[inside, 1]]
         chosen = matches[has]
         chosen[inside] = doubled[inside]
@@ -181,35 +180,35 @@ class _Level:
     def match(self, estimate: np.ndarray, matches: np.ndarray, bases: tuple[np.ndarray, np.ndarray],
               coarsest: bool, rng: np.random.Generator) -> np.ndarray:
         """The nearest-neighbour field for the current estimate (PatchMatch from `matches`)."""
-        sources, target_guide = self.descriptors(bases)
+        sources, target_guide, target_positions = self.descriptors(bases)
         wanted = np.concatenate([_describe(estimate, bases[0]), target_guide], axis=2)
-        wanted = np.concatenate([wanted[self.targets[:, 0], self.targets[:, 1]],
-                                 self._position_scale * self.targets.astype(np.float32)], axis=1)
+        wanted = np.concatenate([wanted[self.targets[:, 0], self.targets[:, 1]], target_positions], axis=1)
         longest = max(self.hole.shape)
         steps = [1 << k for k in range(int(np.log2(max(longest, 2))), -1, -1)] if coarsest else [4, 2, 1]
         search = longest if coarsest else min(longest, 4 * self.settings.patch)
         return _patch_match(wanted, sources, self, matches, steps, search, rng)
 
-    def descriptors(self, bases: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(every source pixel's descriptor, the structure's guide descriptors), made once per level."""
+    def descriptors(self, bases: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(every source pixel's descriptor, the structure's guide descriptors, the targets' position
+        descriptors), made once per level."""
         if self._descriptors is None:
             guide_sigma, weight = self.settings.guide_sigma, np.float32(np.sqrt(self.settings.guide_weight))
             guide = weight * _describe(_low_pass(self.image, guide_sigma), bases[1])
             sources = np.concatenate([_describe(self.image, bases[0]), guide], axis=2)
             target_guide = weight * _describe(_low_pass(self.structure, guide_sigma), bases[1])
             spread = float(sources.reshape(-1, sources.shape[2]).var(axis=0).sum())
-            self._position_scale = np.float32(np.sqrt(self.settings.locality * spread) / np.hypot(*self.hole.shape))
-            sources = np.concatenate([sources, self._position_scale * _positions(self.hole.shape)], axis=2)
-            self._descriptors = (sources, target_guide)
+            position_scale = np.float32(np.sqrt(self.settings.locality * spread) / np.hypot(*self.hole.shape))
+            sources = np.concatenate([sources, position_scale * _positions(self.hole.shape)], axis=2)
+            self._descriptors = (sources, target_guide, position_scale * self.targets.astype(np.float32))
         return self._descriptors
 
     def neighbours(self, dy: int, dx: int) -> np.ndarray:
         """For each target, the target index of the pixel (dy, dx) away, or -1 (outside the hole or the crop)."""
         if (dy, dx) not in self._neighbours:
-            rows, cols = self.targets[:, 0] + dy, self.targets[:, 1] + dx
-            inside = (rows >= 0) & (rows < self.index.shape[0]) & (cols >= 0) & (cols < self.index.shape[1])
+            moved = self.targets + (dy, dx)
+            inside = _inside(moved, self.index.shape)
             found = np.full(len(self.targets), -1, np.int64)
-            found[inside] = self.index[rows[inside], cols[inside]]
+            found[inside] = self.index[moved[inside, 0], moved[inside, 1]]
             self._neighbours[(dy, dx)] = found
         return self._neighbours[(dy, dx)]
 
@@ -217,14 +216,13 @@ class _Level:
         """Each hole pixel: the mean of what the patches over it copy there (Wexler et al. 2007)."""
         total = np.zeros((len(self.targets), self.image.shape[2]), np.float32)
         count = np.zeros(len(self.targets), np.float32)
-        height, width = self.hole.shape
         reach = min(self.radius, VOTE_RADIUS)
         for dy in range(-reach, reach + 1):
             for dx in range(-reach, reach + 1):
                 owner = self.neighbours(-dy, -dx)
                 has = owner >= 0
                 source = matches[owner[has]] + (dy, dx)
-                inside = (source[:, 0] >= 0) & (source[:, 0] < height) & (source[:, 1] >= 0) & (source[:, 1] < width)
+                inside = _inside(source, self.hole.shape)
                 rows = np.flatnonzero(has)[inside]
                 total[rows] += self.image[source[inside, 0], source[inside, 1]]
                 count[rows] += 1
@@ -243,6 +241,11 @@ def _pyramid(finest: _Level, settings: ExemplarSettings, min_hole_pixels: int = 
             break
         levels.append(smaller)
     return levels
+
+
+def _inside(points: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Which (row, column) points lie inside an array of `shape`."""
+    return (points[:, 0] >= 0) & (points[:, 0] < shape[0]) & (points[:, 1] >= 0) & (points[:, 1] < shape[1])
 
 
 def _resize(array: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -333,9 +336,7 @@ def _distance(wanted: np.ndarray, descriptors: np.ndarray, matches: np.ndarray) 
 def _keep_better(wanted: np.ndarray, descriptors: np.ndarray, valid: np.ndarray, matches: np.ndarray,
                  best: np.ndarray, candidate: np.ndarray, considered: np.ndarray, discount: float = 1.0
                  ) -> tuple[np.ndarray, np.ndarray]:
-    height, width = valid.shape
-    ok = considered & (candidate[:, 0] >= 0) & (candidate[:, 0] < height) & (candidate[:, 1] >= 0) \
-        & (candidate[:, 1] < width)
+    ok = considered & _inside(candidate, valid.shape)
     ok[ok] = valid[candidate[ok, 0], candidate[ok, 1]]
     distance = np.full(len(matches), np.inf, np.float32)
     distance[ok] = discount * _distance(wanted[ok], descriptors, candidate[ok])
@@ -356,12 +357,11 @@ def _copy_full_resolution(image: np.ndarray, hole: np.ndarray, forbidden: np.nda
     small_rows = np.minimum(rows * small_h // height, small_h - 1)
     small_cols = np.minimum(cols * small_w // width, small_w - 1)
     offset = field[small_rows, small_cols]
-    source_rows = np.rint(rows + offset[:, 0] * height / small_h).astype(np.int64)
-    source_cols = np.rint(cols + offset[:, 1] * width / small_w).astype(np.int64)
-    ok = (source_rows >= 0) & (source_rows < height) & (source_cols >= 0) & (source_cols < width)
-    ok[ok] = ~forbidden[source_rows[ok], source_cols[ok]]
+    source = np.rint(np.stack([rows, cols], axis=1) + offset * (height / small_h, width / small_w)).astype(np.int64)
+    ok = _inside(source, hole.shape)
+    ok[ok] = ~forbidden[source[ok, 0], source[ok, 1]]
     result = structure.copy()
-    result[rows[ok], cols[ok]] = image[source_rows[ok], source_cols[ok]]
+    result[rows[ok], cols[ok]] = image[source[ok, 0], source[ok, 1]]
     return result
 
 
