@@ -41,20 +41,6 @@ REINFORCEMENT_CHANNELS = 3
 # Encoder building blocks (attribute names as in the authors' nn_layers/espnet_utils.py)
 # --------------------------------------------------------------------------------------------------------------
 
-class ConvBNAct(nn.Module):
-    """Conv (no bias, 'same' padding) -> BatchNorm -> PReLU; parameters `conv`, `bn`, `act`."""
-
-    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
-        super().__init__()
-        self.conv = nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=(kernel - 1) // 2, bias=False,
-                              groups=groups)
-        self.bn = nn.BatchNorm2d(out_ch)
-        self.act = nn.PReLU(out_ch)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.act(self.bn(self.conv(x)))
-
-
 class ConvBN(nn.Module):
     """Conv (no bias, 'same' padding) -> BatchNorm; parameters `conv`, `bn`."""
 
@@ -66,6 +52,17 @@ class ConvBN(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.bn(self.conv(x))
+
+
+class ConvBNAct(ConvBN):
+    """Conv (no bias, 'same' padding) -> BatchNorm -> PReLU; parameters `conv`, `bn`, `act`."""
+
+    def __init__(self, in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(in_ch, out_ch, kernel, stride, groups)
+        self.act = nn.PReLU(out_ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(super().forward(x))
 
 
 class BNAct(nn.Module):
