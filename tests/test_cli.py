@@ -153,3 +153,66 @@ def test_patchmatch_and_a_one_pixel_photo(tmp_path, shared_data):
     assert main(["remove", str(tiny), "-o", str(tmp_path / "t.png"), "--masks", str(tiny_mask), "--dilate", "0",
                  "--inpainter", "patchmatch"]) == EXIT_OK
     assert read_rgb(tmp_path / "t.png").shape == (1, 2, 3)
+
+
+def test_the_segmenter_choices_are_the_library_models():
+    from carremoval.cli import SEGMENTERS
+    from carremoval.segmentation import MODELS
+
+    assert set(SEGMENTERS) == set(MODELS)
+
+
+def test_auto_masks_on_a_photo_offline(tmp_path, shared_data, capsys, monkeypatch):
+    """The default --masks auto finds the car with ESPNetv2 from this repository's params, without a network."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    no_network(monkeypatch)
+    photo = shared_data / "photos/cars/rembg_car-3.jpg"
+    out = tmp_path / "clean.png"
+    assert main(["remove", str(photo), "-o", str(out), "--inpainter", "telea"]) == EXIT_OK
+    assert "pixels replaced" in capsys.readouterr().out
+    changed = np.any(read_rgb(out) != read_rgb(photo), axis=2)
+    car = read_mask(shared_data / "photos/cars/rembg_car-3.mask.png")
+    assert changed[car].mean() > 0.9, "the car is replaced"
+    assert changed[~prepare_mask(car, 40)].mean() < 0.02, "little else is"
+
+
+def test_auto_masks_on_a_photo_without_a_car(tmp_path, shared_data, capsys):
+    """A building with no car: nothing is replaced, and the summary says so. (ESPNetv2 does see cars in some
+    photos far from its street scenes, e.g. in a lake's reflections: docs/segmentation.md.)"""
+    photo = shared_data / "photos/backgrounds/opencv_building.jpg"
+    out = tmp_path / "clean.png"
+    assert main(["remove", str(photo), "-o", str(out), "--inpainter", "telea"]) == EXIT_OK
+    assert "no car found" in capsys.readouterr().out
+    assert np.array_equal(read_rgb(out), read_rgb(photo))
+
+
+def test_segmenter_weights_that_fail_their_checksum_exit_3(tmp_path, shared_data, capsys):
+    fake = tmp_path / "espnetv2_s_2.0_city_1024x512.pth"
+    fake.write_bytes(b"not weights")
+    out = tmp_path / "clean.png"
+    code = main(["remove", str(shared_data / "photos/cars/rembg_car-3.jpg"), "-o", str(out), "--inpainter", "telea",
+                 "--segmenter", "espnetv2_city", "--segmenter-weights", str(fake)])
+    error = capsys.readouterr().err
+    assert code == EXIT_UNAVAILABLE and str(fake) in error and "sha256" in error and not out.exists()
+
+
+@pytest.mark.slow
+def test_auto_masks_on_a_video(tmp_path, davis_clip, capsys):
+    """Every frame's hole covers the DAVIS car (the only moving car) with the default --cars moving."""
+    clip, masks = davis_clip
+    out = tmp_path / "clean.mkv"
+    assert main(["remove", str(clip), "-o", str(out), "--inpainter", "telea", "--lossless", "--no-progress"]) \
+        == EXIT_OK
+    for frame, cleaned, mask_file in zip(read_frames(clip), read_frames(out), sorted(masks.iterdir())):
+        changed = np.any(frame != cleaned, axis=2)
+        car = read_mask(mask_file)
+        assert changed[car].mean() > 0.9
+        assert changed[~prepare_mask(car, 40)].mean() < 0.02
+
+
+def test_the_default_segmenters_are_the_evaluated_ones(repo):
+    from carremoval.cli import DEFAULT_SEGMENTER
+    from carremoval.params import load_params
+
+    evaluated = load_params(repo / "params.yaml")["evaluate_segmentation"]
+    assert DEFAULT_SEGMENTER == {"photo": evaluated["photo_model"], "video": evaluated["video_model"]}

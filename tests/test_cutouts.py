@@ -61,7 +61,7 @@ def full_frame(cutout: np.ndarray, bbox: list[int], shape: tuple[int, int]) -> n
 
 @pytest.fixture(scope="module")
 def snapshot_run(tmp_path_factory, sites, expected_crawl, repo):
-    """The stage with the repository's own params (weights DEFAULT, offline) on the snapshot, run twice."""
+    """The stage with the repository's own params (ESPNetv2 from ../shared/models, offline) on the snapshot, twice."""
     root = tmp_path_factory.mktemp("segment")
     snapshot_motorpage(root / "raw", sites, expected_crawl)
     params = load_params(repo / "params.yaml")["segment"]
@@ -76,28 +76,36 @@ def snapshot_run(tmp_path_factory, sites, expected_crawl, repo):
     return outputs
 
 
+@pytest.mark.slow
 def test_every_annotated_photo_becomes_a_matching_cutout(snapshot_run, sites, expected_crawl):
+    """Offline, with the repository's params: hand-checked masks win, ESPNetv2 (from ../shared/models) cuts out
+    the other photos, and the quality filters drop what it cuts badly."""
     out, metrics = snapshot_run[0]
     rows = read_jsonl(out / "manifest.jsonl")
-    annotated = {p["url"]: p for p in expected_crawl["www.motorpage.ru"]["valid_car_photos"] if p["mask"]}
-    assert len(annotated) == 14 and {row["source_url"] for row in rows} == set(annotated)
+    photos = {p["url"]: p for p in expected_crawl["www.motorpage.ru"]["valid_car_photos"]}
+    annotated = {url for url, photo in photos.items() if photo["mask"]}
+    assert len(annotated) == 14 and annotated <= {row["source_url"] for row in rows}
     for row in rows:
-        assert set(row) == CONTRACT_KEYS and row["method"] == "annotation" and row["score"] == 1.0
-        photo = annotated[row["source_url"]]
-        truth = read_mask(annotation_path(sites / "_annotations", row["source_url"]))
+        assert set(row) == CONTRACT_KEYS and row["method"] == ("annotation" if row["source_url"] in annotated else "model")
+        photo = photos[row["source_url"]]
         with Image.open(out / row["path"]) as image:
             assert image.mode == "RGBA" and image.size == (row["width"], row["height"])
             cutout = np.asarray(image)
-        assert iou(full_frame(cutout, row["bbox"], (photo["height"], photo["width"])), truth) >= 0.98
-        assert row["mask_area"] == pytest.approx(truth.mean(), abs=1e-4)
+        if row["method"] == "annotation":
+            truth = read_mask(annotation_path(sites / "_annotations", row["source_url"]))
+            assert iou(full_frame(cutout, row["bbox"], (photo["height"], photo["width"])), truth) >= 0.98
+            assert row["mask_area"] == pytest.approx(truth.mean(), abs=1e-4) and row["score"] == 1.0
+        else:
+            assert row["score"] >= 0.8 and 0.01 <= row["mask_area"] <= 0.9
         assert row["group"] == f"motorpage:{photo['sha256']}" and row["id"] == photo["sha256"][:16]
     assert rows == sorted(rows, key=lambda row: row["id"])
-    assert metrics["photos"] == 30 and metrics["cutouts"] == 14
-    assert metrics["methods"] == {"deeplab": 0, "annotation": 14, "alpha": 0}
-    assert metrics["skipped"] == {"no_mask_source": 16}
-    assert metrics["pretrained_weights"] is False and metrics["policy"] == ["annotation", "alpha"]
+    assert metrics["photos"] == 30 and metrics["cutouts"] > 14
+    assert metrics["methods"]["annotation"] == 14 and metrics["methods"]["model"] == metrics["cutouts"] - 14
+    assert "no_mask_source" not in metrics["skipped"] and metrics["skipped_total"] == 30 - metrics["cutouts"]
+    assert metrics["pretrained_weights"] is True and metrics["policy"] == ["annotation", "model", "alpha"]
 
 
+@pytest.mark.slow
 def test_a_second_run_is_byte_identical(snapshot_run):
     (first, metrics_a), (second, metrics_b) = snapshot_run
     files = sorted(path.relative_to(first) for path in first.rglob("*") if path.is_file())
@@ -136,10 +144,10 @@ def test_the_deeplab_path_end_to_end_with_a_stand_in_model(tmp_path, shared_data
         regions[name * 8] = region
     write_jsonl(tmp_path / "manifest.jsonl", rows)
     metrics = segment_photos(tmp_path, tmp_path / "out", CutoutSettings(), stand_in_segmenter(), chunk=4)
-    assert metrics["methods"] == {"deeplab": 1, "annotation": 0, "alpha": 0}
+    assert metrics["methods"] == {"model": 1, "annotation": 0, "alpha": 0}
     assert metrics["skipped"] == {reason: 1 for _, _, reason in DEEPLAB_CASES.values() if reason}
     (row,) = read_jsonl(tmp_path / "out" / "manifest.jsonl")
-    assert row["method"] == "deeplab" and row["score"] == pytest.approx(0.95, abs=0.02)
+    assert row["method"] == "model" and row["score"] == pytest.approx(0.95, abs=0.02)
     truth = np.zeros((160, 240), bool)
     truth[regions[row["source_sha256"]]] = True
     cutout = np.asarray(Image.open(tmp_path / "out" / row["path"]))
@@ -211,7 +219,7 @@ def test_filters_reject_with_their_reason():
     mask[0:60, 0:60] = True
     assert filters.rejection(mask, "annotation", 1.0) is None
     assert QualityFilters().rejection(mask, "annotation", 1.0) == "touches_border"
-    assert filters.rejection(mask, "deeplab", 0.3) == "low_score"
+    assert filters.rejection(mask, "model", 0.3) == "low_score"
     assert QualityFilters(max_area_fraction=0.3).rejection(mask, "alpha", 1.0) == "area_too_large"
     mask[:] = False
     mask[40:50, 10:90] = True
@@ -243,7 +251,7 @@ def test_the_stage_script_uses_a_given_weights_file(tmp_path, repo, sites, expec
     assert result.returncode == 0, result.stderr
     assert f"{tmp_path / 'segmenter.pth'}" in result.stderr, "the log names the weights file it loaded"
     metrics = json.loads((tmp_path / "metrics" / "segment.json").read_text())
-    assert metrics["pretrained_weights"] is True and metrics["policy"] == ["deeplab", "alpha"]
+    assert metrics["pretrained_weights"] is True and metrics["policy"] == ["model", "alpha"]
     assert metrics["photos"] == len(rows) and "no_mask_source" not in metrics["skipped"]
     assert metrics["cutouts"] + metrics["skipped_total"] == len(rows)
-    assert metrics["methods"]["deeplab"] == metrics["cutouts"]
+    assert metrics["methods"]["model"] == metrics["cutouts"]

@@ -1,4 +1,4 @@
-"""CarSegmenter: class selection from the weights' metadata, preprocessing, resizing back, the weight policy
+"""Segmenters: DeepLab's class selection from the weights' metadata, preprocessing, resizing back, the weight policy
 (DEFAULT offline, a local .pth, none), with a stand-in model that returns known logits; nothing is downloaded."""
 from __future__ import annotations
 
@@ -9,11 +9,18 @@ from torch import nn
 
 from carremoval import segmentation, weights
 from carremoval.masks import iou
-from carremoval.segmentation import CarSegmenter, SegmenterConfig, build_model, category_indices, optional_segmenter
+from carremoval.segmentation import (
+    DeepLabSegmenter,
+    SegmenterConfig,
+    build_model,
+    build_segmenter,
+    category_indices,
+    optional_segmenter,
+)
 from carremoval.weights import WeightsUnavailable
 from weights_support import no_network
 
-CATEGORIES = segmentation.MODELS["deeplabv3_mobilenet_v3_large"][1].meta["categories"]
+CATEGORIES = segmentation.DEEPLAB_MODELS["deeplabv3_mobilenet_v3_large"][1].meta["categories"]
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
 STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
 
@@ -37,9 +44,9 @@ class ColourLogits(nn.Module):
         return {"out": logits}
 
 
-def stand_in_segmenter(**config) -> CarSegmenter:
+def stand_in_segmenter(**config) -> DeepLabSegmenter:
     defaults = {"model": "deeplabv3_mobilenet_v3_large", "weights": None, "inference_size": 64, "batch_size": 2}
-    return CarSegmenter(ColourLogits(), SegmenterConfig(**{**defaults, **config}), "stand-in")
+    return DeepLabSegmenter(ColourLogits(), SegmenterConfig(**{**defaults, **config}), "stand-in")
 
 
 def painted(shape: tuple[int, int], red: tuple[slice, slice], blue: tuple[slice, slice] | None = None) -> np.ndarray:
@@ -108,7 +115,7 @@ def test_bad_image_arrays_are_refused():
 
 def test_weights_none_means_no_segmenter():
     with pytest.raises(WeightsUnavailable, match="'none'"):
-        CarSegmenter.from_params({"weights": "none"})
+        build_segmenter({"weights": "none"})
     assert optional_segmenter({"weights": None}) is None
 
 
@@ -116,9 +123,9 @@ def test_default_weights_offline_fail_clearly(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     attempts = no_network(monkeypatch)
     with pytest.raises(WeightsUnavailable) as error:
-        CarSegmenter.from_params({"model": "deeplabv3_mobilenet_v3_large", "weights": "DEFAULT"})
+        build_segmenter({"model": "deeplabv3_mobilenet_v3_large", "weights": "DEFAULT"})
     message = str(error.value)
-    url = segmentation.MODELS["deeplabv3_mobilenet_v3_large"][1].url
+    url = segmentation.DEEPLAB_MODELS["deeplabv3_mobilenet_v3_large"][1].url
     assert attempts == [url]
     assert url in message and str(tmp_path / "torch" / "hub" / "checkpoints") in message
     assert "segment.weights to a local .pth" in message and "weights: none" in message
@@ -137,10 +144,10 @@ def random_state_dict() -> dict[str, torch.Tensor]:
 def test_default_weights_are_taken_from_the_hub_cache(tmp_path, monkeypatch, random_state_dict):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     attempts = no_network(monkeypatch)
-    cached = weights.cache_path(segmentation.MODELS["deeplabv3_mobilenet_v3_large"][1].url)
+    cached = weights.cache_path(segmentation.DEEPLAB_MODELS["deeplabv3_mobilenet_v3_large"][1].url)
     cached.parent.mkdir(parents=True)
     torch.save(random_state_dict, cached)
-    segmenter = CarSegmenter.from_params({"model": "deeplabv3_mobilenet_v3_large", "weights": "DEFAULT"})
+    segmenter = build_segmenter({"model": "deeplabv3_mobilenet_v3_large", "weights": "DEFAULT"})
     assert attempts == [] and str(cached) in segmenter.weights_source
     loaded = segmenter.model.state_dict()
     assert all(torch.equal(loaded[key], value) for key, value in random_state_dict.items())
@@ -157,7 +164,7 @@ def test_a_weights_file_is_loaded_weights_only(tmp_path, monkeypatch, random_sta
         return real_load(*args, **kwargs)
 
     monkeypatch.setattr(torch, "load", spy)
-    segmenter = CarSegmenter.from_params(
+    segmenter = build_segmenter(
         {"model": "deeplabv3_mobilenet_v3_large", "weights": str(path), "inference_size": 64}
     )
     assert calls == [True] and segmenter.weights_source == str(path)
@@ -173,10 +180,10 @@ def test_unsafe_or_wrong_weight_files_are_refused(tmp_path):
     pickled = tmp_path / "pickled.pth"
     torch.save({"evil": NotTensors()}, pickled)
     with pytest.raises(WeightsUnavailable, match="not a loadable weights_only state dict"):
-        CarSegmenter.from_params({"weights": str(pickled)})
+        build_segmenter({"model": "deeplabv3_resnet101", "weights": str(pickled)})
     wrong = tmp_path / "wrong.pth"
     torch.save({"conv.weight": torch.zeros(3, 3)}, wrong)
     with pytest.raises(WeightsUnavailable, match="not deeplabv3_resnet101 weights"):
-        CarSegmenter.from_params({"weights": str(wrong)})
+        build_segmenter({"model": "deeplabv3_resnet101", "weights": str(wrong)})
     with pytest.raises(WeightsUnavailable, match="file not found"):
-        CarSegmenter.from_params({"weights": str(tmp_path / "missing.pth")})
+        build_segmenter({"model": "deeplabv3_resnet101", "weights": str(tmp_path / "missing.pth")})

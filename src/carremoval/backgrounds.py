@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from carremoval.cutouts import PhotoSkipped, chunks, load_photo
 from carremoval.io import InputError, atomic_dir, read_jsonl, write_json, write_jsonl, write_png
-from carremoval.segmentation import CarSegmenter, optional_segmenter
+from carremoval.segmentation import Segmenter, optional_segmenter
 from carremoval.weights import weights_mode
 
 log = logging.getLogger(__name__)
@@ -141,14 +141,15 @@ class BackgroundReport:
         self.skipped[reason] += 1
         log.info("skipped %s (%s%s)", item.origin, reason, f": {detail}" if detail else "")
 
-    def metrics(self, segmenter: CarSegmenter | None) -> dict[str, Any]:
+    def metrics(self, segmenter: Segmenter | None) -> dict[str, Any]:
         return {
             "candidates": self.candidates,
             "kept": sum(self.kept.values()),
             "kept_by_source": dict(sorted(self.kept.items())),
             "skipped": dict(sorted(self.skipped.items())),
             "skipped_total": sum(self.skipped.values()),
-            "car_check": "segmenter" if segmenter is not None else "unchecked",
+            "car_check": segmenter.config.model if segmenter is not None else "unchecked",
+            "rejected_with_cars": self.skipped.get("contains_car", 0),
             "pretrained_weights": segmenter is not None,
         }
 
@@ -156,7 +157,7 @@ class BackgroundReport:
 class BackgroundCurator:
     """Runs the curation over the candidates and writes images/<id>.png for every kept background."""
 
-    def __init__(self, settings: BackgroundSettings, segmenter: CarSegmenter | None, images_dir: Path) -> None:
+    def __init__(self, settings: BackgroundSettings, segmenter: Segmenter | None, images_dir: Path) -> None:
         self.settings = settings
         self.segmenter = segmenter
         self.images_dir = images_dir
@@ -232,7 +233,7 @@ class BackgroundCurator:
 
 
 def curate_backgrounds(
-    raw_dirs: Sequence[Path], out_dir: Path, root: Path, settings: BackgroundSettings, segmenter: CarSegmenter | None
+    raw_dirs: Sequence[Path], out_dir: Path, root: Path, settings: BackgroundSettings, segmenter: Segmenter | None
 ) -> dict[str, Any]:
     """raw manifests -> out_dir/{images/, manifest.jsonl}, written atomically; returns the metrics."""
     candidates = read_candidates(raw_dirs, root)

@@ -10,15 +10,20 @@ import numpy as np
 from PIL import Image
 
 from carremoval.io import InputError, read_mask
-from carremoval.params import repo_root
+from carremoval.params import load_params, package_repo, resolve_path
+from carremoval.video.auto_masks import CAR_CHOICES, AutoMaskSettings
 from carremoval.video.flow import FLOW_METHODS
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
 INPAINTERS = ("textured", "generator", "patchmatch", "telea", "ns")
+SEGMENTERS = ("espnetv2", "espnetv2_city", "espnetv2_voc", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large")
+# carremoval.segmentation.MODELS, named here so that --help does not import torch (a test keeps them equal)
+DEFAULT_SEGMENTER = {"photo": "espnetv2", "video": "espnetv2_voc"}   # = params.yaml evaluate_segmentation
 
 EPILOG = """\
 masks:
-  auto   segment cars with DeepLabV3 (needs pretrained weights: torchvision's cache or --segmenter-weights)
+  auto   find the cars with a segmenter (default ESPNetv2, offline with the weights of this repository's
+         params.yaml: segment.weights); a video is segmented every few frames and the masks carried along the flow
   DIR    one binary PNG per frame (sorted by name), same size as the frames; 255 = car
   FILE   one binary PNG for the photo, or for every frame of a video
 
@@ -29,7 +34,8 @@ exit codes:
 examples:
   carremoval remove street.jpg -o clean.jpg --masks street.mask.png
   carremoval remove drive.mp4 -o clean.mp4 --masks masks/ --dilate 9
-  carremoval remove drive.mp4 -o clean.mkv --masks auto --lossless
+  carremoval remove drive.mp4 -o clean.mkv --lossless
+  carremoval remove street.jpg --cars largest
 """
 
 
@@ -50,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("-o", "--output", type=Path,
                         help="where to write the result (default: INPUT's name with _nocar, same format)")
     remove.add_argument("--masks", default="auto", help="auto | DIR | FILE (see below; default: auto)")
+    remove.add_argument("--cars", choices=CAR_CHOICES,
+                        help="with --masks auto, which cars go: all, the largest, or those moving against the "
+                             "background (parked cars stay) (default: moving for a video, all for a photo; a "
+                             "photo has no motion, so moving means all there)")
     remove.add_argument("--model", type=Path, help="generator weights (default: <repo>/models/generator.pt)")
     remove.add_argument("--inpainter", choices=INPAINTERS, default="textured",
                         help="what fills pixels no frame ever shows: textured (the trained generator's structure "
@@ -59,8 +69,16 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--shadow-margin", type=int, default=0, metavar="PX",
                         help="also remove this many pixels below the car: its ground shadow (default 0)")
     remove.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
-    remove.add_argument("--segmenter-weights", default="DEFAULT",
-                        help="for --masks auto: DEFAULT (torchvision) or a .pth state dict")
+    remove.add_argument("--segmenter", choices=SEGMENTERS,
+                        help="for --masks auto: ESPNetv2 on Cityscapes and PASCAL VOC together, one of them, or "
+                             "DeepLabV3 (torchvision; slow on a CPU) (default: espnetv2 for a photo, espnetv2_voc "
+                             "for a video)")
+    remove.add_argument("--segmenter-weights",
+                        help="for --masks auto: a weights file or a folder holding them, or DEFAULT (the torch hub "
+                             "cache, else downloaded) (default: segment.weights of this repository's params.yaml)")
+    remove.add_argument("--segment-every", type=int, default=AutoMaskSettings.every, metavar="K",
+                        help="video, --masks auto: run the segmenter on every K-th frame and carry its masks along "
+                             f"the optical flow between (default {AutoMaskSettings.every})")
     remove.add_argument("--flow", choices=FLOW_METHODS, default="dis",
                         help="video: optical flow, OpenCV DIS or torchvision RAFT (learned, for fast pans where "
                              "DIS fails; needs pretrained weights; slow on a CPU) (default: dis)")
@@ -90,7 +108,7 @@ def build_inpainter(args: argparse.Namespace, device):
         return patchmatch()
     if args.inpainter in ("telea", "ns"):
         return cv2_inpainter(args.inpainter)
-    model = args.model or repo_root() / "models" / "generator.pt"
+    model = args.model or (package_repo() or Path.cwd()) / "models" / "generator.pt"
     if not model.is_file():
         raise Unavailable(f"{model}: no trained generator there; run `make repro`, pass --model, "
                           "or use --inpainter patchmatch")
@@ -98,13 +116,25 @@ def build_inpainter(args: argparse.Namespace, device):
     return TexturedInpainter(generator) if args.inpainter == "textured" else generator
 
 
-def build_segmenter(args: argparse.Namespace):
-    """The automatic car segmenter, or Unavailable with what to do instead."""
-    from carremoval.segmentation import CarSegmenter
+def default_segmenter_weights() -> str:
+    """segment.weights of the repository this package belongs to (resolved there), else DEFAULT."""
+    repo = package_repo()
+    if repo is None:
+        return "DEFAULT"
+    weights = load_params(repo / "params.yaml").get("segment", {}).get("weights", "DEFAULT")
+    mode_is_path = str(weights).strip().upper() not in ("DEFAULT", "NONE", "NULL", "")
+    return str(resolve_path(weights, repo)) if mode_is_path else str(weights)
+
+
+def build_segmenter(args: argparse.Namespace, kind: str, keep: str = "all"):
+    """The automatic car segmenter for a photo or a video (`kind`; its masks keep `keep`: all cars or the
+    largest), or Unavailable with what to do instead."""
+    from carremoval.segmentation import removal_segmenter
     from carremoval.weights import WeightsUnavailable
 
     try:
-        return CarSegmenter.from_params({"weights": args.segmenter_weights, "device": args.device})
+        return removal_segmenter(args.segmenter or DEFAULT_SEGMENTER[kind],
+                                 args.segmenter_weights or default_segmenter_weights(), args.device, keep)
     except WeightsUnavailable as err:
         raise Unavailable(f"--masks auto needs a car segmenter: {err}\n"
                           "Give masks instead: --masks DIR (one PNG per frame) or --masks FILE.") from None
@@ -114,7 +144,7 @@ def photo_mask(args: argparse.Namespace, rgb: np.ndarray) -> np.ndarray:
     from carremoval.masks import prepare_mask
 
     if args.masks == "auto":
-        mask = build_segmenter(args).masks([rgb])[0]
+        mask = build_segmenter(args, "photo", keep="largest" if args.cars == "largest" else "all").masks([rgb])[0]
     else:
         source = Path(args.masks)
         if source.is_dir():
@@ -137,15 +167,21 @@ def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
     inpaint = build_inpainter(args, device) if mask.any() else None
     result = remove_from_photo(photo, mask, inpaint)
     save_photo(result, output)
+    if not mask.any():
+        found = "no car found" if args.masks == "auto" else f"the mask {args.masks} is empty"
+        return f"{args.input} -> {output}: {found}; the photo is written unchanged"
     return f"{args.input} -> {output}: {int(mask.sum())} pixels replaced ({mask.mean():.1%} of the photo)"
 
 
 def video_masks(args: argparse.Namespace):
-    from carremoval.video.mask_sources import mask_from_file, masks_from_dir, masks_from_function
+    from carremoval.video.mask_sources import mask_from_file, masks_from_dir
 
     if args.masks == "auto":
-        segmenter = build_segmenter(args)
-        return masks_from_function(lambda index, frame: segmenter.masks([frame])[0])
+        from carremoval.video.auto_masks import auto_mask_source
+
+        segmenter = build_segmenter(args, "video")
+        settings = AutoMaskSettings(every=args.segment_every, cars=args.cars or "moving")
+        return auto_mask_source(segmenter.probability, settings, f"{segmenter.describe()}, cars: {settings.cars}")
     source = Path(args.masks)
     if source.is_dir():
         return masks_from_dir(source)
@@ -175,6 +211,8 @@ def run_remove(args: argparse.Namespace) -> str:
         raise InputError(f"{args.input}: file not found")
     if output.resolve() == args.input.resolve():
         raise InputError(f"{output}: the output would overwrite the input; choose another name")
+    if args.segment_every < 1:
+        raise InputError(f"--segment-every {args.segment_every}: must be at least 1")
     if not output.parent.is_dir():
         raise InputError(f"{output}: the output directory {output.parent} does not exist")
     device = select_device(args.device)

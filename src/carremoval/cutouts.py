@@ -1,4 +1,4 @@
-"""The segment stage's logic: per car photo, a car mask by policy (deeplab / annotation / alpha), quality filters
+"""The segment stage's logic: per car photo, a car mask by policy (model / annotation / alpha), quality filters
 with reasons, and an RGBA cut-out (feathered alpha, cropped to the car) with its manifest row."""
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from tqdm import tqdm
 from carremoval.io import InputError, atomic_dir, read_jsonl, read_mask, write_json, write_jsonl, write_png
 from carremoval.masks import bounding_box, crop_box, feathered_alpha, touches_border
 from carremoval.params import resolve_path
-from carremoval.segmentation import CarSegmenter, SegmenterConfig, optional_segmenter
+from carremoval.segmentation import Segmenter, SegmenterConfig, optional_segmenter
 from carremoval.weights import weights_mode
 
 log = logging.getLogger(__name__)
 
-METHODS = ("deeplab", "annotation", "alpha")
+METHODS = ("model", "annotation", "alpha")
 GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 COLOUR_MODES = {"RGB", "RGBA", "RGBa", "RGBX", "P", "PA"}
 
@@ -81,7 +81,7 @@ class QualityFilters:
     max_area_fraction: float = 0.9
     min_car_side: int = 32              # shorter side of the car's bounding box, px
     reject_border: bool = True          # a car touching the photo edge is cut off: reject it
-    min_score: float = 0.6              # mean car probability inside the mask (deeplab only)
+    min_score: float = 0.6              # mean car probability inside the mask (model masks only)
 
     @classmethod
     def from_params(cls, params: dict[str, Any] | None) -> "QualityFilters":
@@ -104,7 +104,7 @@ class QualityFilters:
             return "car_too_small"
         if self.reject_border and touches_border(mask):
             return "touches_border"
-        if method == "deeplab" and score < self.min_score:
+        if method == "model" and score < self.min_score:
             return "low_score"
         return None
 
@@ -155,10 +155,10 @@ class CarMask:
 class MaskSources:
     """Picks, per photo, the first mask source in the policy's order that it has."""
 
-    def __init__(self, settings: CutoutSettings, segmenter: CarSegmenter | None) -> None:
+    def __init__(self, settings: CutoutSettings, segmenter: Segmenter | None) -> None:
         self.settings = settings
         self.segmenter = segmenter
-        available = {"deeplab": segmenter is not None, "annotation": settings.annotations is not None, "alpha": True}
+        available = {"model": segmenter is not None, "annotation": settings.annotations is not None, "alpha": True}
         self.order = [method for method in settings.methods if available[method]]
         if settings.annotations is not None and not settings.annotations.is_dir():
             log.warning("the annotations folder %s does not exist: no annotation masks", settings.annotations)
@@ -166,15 +166,15 @@ class MaskSources:
     def describe(self) -> str:
         tried = " -> ".join(self.order) or "nothing"
         weights = (
-            f"pretrained DeepLab weights: {self.segmenter.weights_source}"
+            f"segmenter: {self.segmenter.describe()}"
             if self.segmenter
-            else "NO pretrained segmentation weights: no DeepLab masks"
+            else "NO pretrained segmentation weights: no model masks"
         )
         return f"mask policy: {tried} -> skip (no_mask_source); {weights}; annotations: {self.settings.annotations}"
 
     def first_method(self, url: str, photo: Photo) -> str | None:
         for method in self.order:
-            if method == "deeplab":
+            if method == "model":
                 return method
             if method == "annotation" and self._annotation_file(url) is not None:
                 return method
@@ -192,14 +192,14 @@ class MaskSources:
         except InputError as err:
             raise PhotoSkipped("bad_annotation", str(err)) from None
 
-    def deeplab_masks(self, photos: Sequence[Photo]) -> list[CarMask]:
-        """Cleaned DeepLab masks, scored by the mean car probability inside the mask."""
+    def model_masks(self, photos: Sequence[Photo]) -> list[CarMask]:
+        """Cleaned model masks, scored by the mean car probability inside the mask."""
         probabilities = self.segmenter.probabilities([photo.rgb for photo in photos])
         results = []
         for probability in probabilities:
             mask = self.segmenter.mask_from_probability(probability)
             score = float(probability[mask].mean()) if mask.any() else 0.0
-            results.append(CarMask(mask, "deeplab", round(score, 6)))
+            results.append(CarMask(mask, "model", round(score, 6)))
         return results
 
     def _annotation_file(self, url: str) -> Path | None:
@@ -231,7 +231,7 @@ class SegmentReport:
         level = logging.DEBUG if error.reason == "no_mask_source" else logging.INFO
         log.log(level, "skipped %s (%s)", row.get("url") or row.get("path"), error)
 
-    def metrics(self, segmenter: CarSegmenter | None) -> dict[str, Any]:
+    def metrics(self, segmenter: Segmenter | None) -> dict[str, Any]:
         return {
             "photos": self.photos,
             "cutouts": sum(self.methods.values()),
@@ -246,7 +246,7 @@ class SegmentReport:
 class CutoutWriter:
     """Runs the policy over a raw manifest and writes images/<id>.png for every accepted cut-out."""
 
-    def __init__(self, settings: CutoutSettings, segmenter: CarSegmenter | None, images_dir: Path) -> None:
+    def __init__(self, settings: CutoutSettings, segmenter: Segmenter | None, images_dir: Path) -> None:
         self.settings = settings
         self.sources = MaskSources(settings, segmenter)
         self.images_dir = images_dir
@@ -254,7 +254,7 @@ class CutoutWriter:
         self.rows: list[dict[str, Any]] = []
 
     def run(self, raw_rows: list[dict], raw_dir: Path, chunk: int) -> list[dict[str, Any]]:
-        """Process every photo (DeepLab in batches of `chunk`); returns the manifest rows sorted by id."""
+        """Process every photo (the model in batches of `chunk`); returns the manifest rows sorted by id."""
         log.info(self.sources.describe())
         for batch in tqdm(list(chunks(raw_rows, chunk)), desc="segment", unit="batch", leave=False):
             self._process_batch(batch, raw_dir)
@@ -269,14 +269,14 @@ class CutoutWriter:
                 method = self.sources.first_method(row.get("url", ""), photo)
                 if method is None:
                     raise PhotoSkipped("no_mask_source", f"{row.get('url')}: no model, annotation or alpha channel")
-                if method == "deeplab":
+                if method == "model":
                     pending.append((row, photo))
                 else:
                     self._accept(row, photo, self.sources.given_mask(method, row.get("url", ""), photo))
             except PhotoSkipped as skipped:
                 self.report.skip(row, skipped)
         if pending:
-            masks = self.sources.deeplab_masks([photo for _, photo in pending])
+            masks = self.sources.model_masks([photo for _, photo in pending])
             for (row, photo), car in zip(pending, masks):
                 try:
                     self._accept(row, photo, car)
@@ -334,7 +334,7 @@ def unique_by_sha256(rows: list[dict], report: SegmentReport) -> list[dict]:
 
 
 def segment_photos(
-    raw_dir: Path, out_dir: Path, settings: CutoutSettings, segmenter: CarSegmenter | None, chunk: int = 8
+    raw_dir: Path, out_dir: Path, settings: CutoutSettings, segmenter: Segmenter | None, chunk: int = 8
 ) -> dict[str, Any]:
     """raw_dir/manifest.jsonl -> out_dir/{images/, manifest.jsonl}, written atomically; returns the metrics."""
     raw_rows = read_jsonl(raw_dir / "manifest.jsonl")
@@ -357,7 +357,7 @@ def check_segment_keys(params: dict[str, Any]) -> None:
 def run_segment(params: dict[str, Any], raw_dir: Path, out_dir: Path, metrics_path: Path, root: Path) -> dict:
     """The segment stage: the segmenter per the weight policy (or the logged fallback), cut-outs, metrics."""
     check_segment_keys(params)
-    use_model = "deeplab" in params.get("methods", METHODS) and weights_mode(params.get("weights")) != "none"
+    use_model = "model" in params.get("methods", METHODS) and weights_mode(params.get("weights")) != "none"
     segmenter = optional_segmenter(params) if use_model else None
     annotations = resolve_path(params.get("annotations"), root)
     settings = CutoutSettings.from_params(params, annotations.resolve() if annotations else None)

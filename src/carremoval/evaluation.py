@@ -18,6 +18,7 @@ from carremoval.masks import bounding_box, prepare_mask
 from carremoval.metrics import blur_noise_control, image_scores, mean_scores
 from carremoval.video import RemovalStats, TemporalConfig, VideoWriter, read_frames, remove_frames
 from carremoval.video.evaluation import borrowed_masks, evaluate_with_ground_truth, place_masks, read_frame_dir
+from carremoval.video.mask_sources import MaskSource, with_masks
 from carremoval.video.metrics import flicker, pair_flows, warp_error
 
 
@@ -106,16 +107,19 @@ def removal_strip_video(frames: list[np.ndarray], outputs: list[np.ndarray], pat
 
 
 def real_removal(sequence: str | Path, fill: Inpainter, config: TemporalConfig, limit: int,
-                 report: Path | None = None, fps: float = 24.0) -> dict[str, float]:
-    """Remove a DAVIS car with its own masks; no ground truth, so E_warp (flow of each video itself, relative to
-    the original's) and flicker inside the hole, plus speed and how much of the hole was really seen."""
+                 report: Path | None = None, fps: float = 24.0,
+                 find_masks: MaskSource | None = None) -> dict[str, float]:
+    """Remove a DAVIS car with its own masks (or the masks `find_masks` gives, e.g. automatic ones);
+    no ground truth, so E_warp (flow of each video itself, relative to the original's) and flicker inside the
+    DAVIS car's hole, plus speed and how much of the hole was really seen."""
     frames = read_frame_dir(Path(sequence) / "frames", limit=limit)
-    masks = [read_mask(path) for path in sorted((Path(sequence) / "masks").glob("*.png"))[:len(frames)]]
+    given = [read_mask(path) for path in sorted((Path(sequence) / "masks").glob("*.png"))[:len(frames)]]
     stats = RemovalStats()
     start = time.perf_counter()
+    masks = given if find_masks is None else (mask for _, mask in with_masks(frames, find_masks))
     outputs = list(remove_frames(frames, masks, fill, config, stats))
     seconds = time.perf_counter() - start
-    holes = [prepare_mask(mask, config.dilate_px, config.shadow_margin) for mask in masks]
+    holes = [prepare_mask(mask, config.dilate_px, config.shadow_margin) for mask in given]
     original_flows, output_flows = pair_flows(frames), pair_flows(outputs)
     if report is not None:
         removal_strip_video(frames, outputs, report, fps)

@@ -23,6 +23,12 @@ def repo_root(start: str | os.PathLike | None = None) -> Path:
     return here
 
 
+def package_repo() -> Path | None:
+    """The repository this package's source lives in (an editable install), or None when installed elsewhere."""
+    candidate = Path(__file__).resolve().parents[2]
+    return candidate if (candidate / "params.yaml").is_file() else None
+
+
 def tracking_root(start: str | os.PathLike | None = None) -> Path:
     """Where stores shared by every experiment live (mlflow.db): $DVC_ROOT when DVC runs us (the main repository,
     even for `dvc exp run --temp/--queue`), else the workspace root."""

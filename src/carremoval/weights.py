@@ -1,4 +1,4 @@
-"""Pretrained torchvision weights under an explicit policy: the torch hub cache, a download, or a local file.
+"""Pretrained weights under an explicit policy: the torch hub cache, a download, or a local file.
 
 A `weights` param is "DEFAULT" (torchvision's weights from the torch hub cache when they are there, else
 downloaded after a short network check, so an offline machine fails in seconds, not minutes), a path to a .pth
@@ -13,9 +13,11 @@ import os
 import socket
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+
+from carremoval.io import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +104,62 @@ def load_state_dict_file(path: Path, param: str) -> dict[str, torch.Tensor]:
     if not isinstance(loaded, dict) or not all(isinstance(value, torch.Tensor) for value in loaded.values()):
         raise WeightsUnavailable(f"{param}: {path}: does not hold a state dict of tensors")
     return loaded
+
+
+class PublishedFile(Protocol):
+    """A weights file published at a URL with a known sha256 (e.g. espnet_segmenter.EspnetDataset)."""
+
+    file_name: str
+    sha256: str
+    url: str
+
+
+def espnet_weights_file(published: PublishedFile, weights: str | None, timeout: float) -> Path:
+    """The local path of a published weights file per the `weights` policy: a file, a folder holding it (directly
+    or in espnetv2/), or DEFAULT (the torch hub cache, else downloaded and checked against its sha256)."""
+    mode = weights_mode(weights)
+    if mode == "none":
+        raise WeightsUnavailable("segment.weights is 'none': no segmentation model is used")
+    if mode == "path":
+        return local_weights_file(Path(str(weights)), published.file_name)
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / published.file_name
+    if cached.is_file():
+        return cached
+    if not network_reachable(published.url, timeout):
+        raise WeightsUnavailable(
+            f"{published.file_name} is not in the torch hub cache ({cached}) and {published.url} cannot be reached "
+            "(no network). Point segment.weights / --segmenter-weights at a folder holding it (this repository's "
+            "params use ../shared/models/espnetv2), or copy it into the cache."
+        )
+    download_verified(published, cached, timeout)
+    return cached
+
+
+def local_weights_file(path: Path, file_name: str) -> Path:
+    """`path` itself when it is a file, else `file_name` inside the folder `path` (or its espnetv2/)."""
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for candidate in (path / file_name, path / "espnetv2" / file_name):
+            if candidate.is_file():
+                return candidate
+        raise WeightsUnavailable(f"{path}: no {file_name} in this folder (nor in {path / 'espnetv2'})")
+    raise WeightsUnavailable(f"{path}: weights file or folder not found")
+
+
+def download_verified(published: PublishedFile, target: Path, timeout: float) -> None:
+    """Download to `target` (atomically) and keep it only when its sha256 is the published one."""
+    log.info("downloading %s to %s", published.url, target)
+    partial = target.with_name(f".{target.name}.part")
+    try:
+        download_checkpoint(published.url, partial, timeout)
+        digest = sha256_file(partial)
+        if digest != published.sha256:
+            raise WeightsUnavailable(f"{published.url}: sha256 {digest} is not the published {published.sha256}")
+        partial.replace(target)
+    except (OSError, RuntimeError) as err:
+        if isinstance(err, WeightsUnavailable):
+            raise
+        raise WeightsUnavailable(f"downloading {published.url} failed ({err})") from None
+    finally:
+        partial.unlink(missing_ok=True)

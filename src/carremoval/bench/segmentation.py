@@ -1,5 +1,7 @@
-"""Segmentation throughput: images/s of the whole CarSegmenter pipeline (uint8 photos in, cleaned masks at the
-photo size out) against the bare model forward on the same, already preprocessed, batch.
+"""Segmentation throughput. ESPNetv2 (the default of `--masks auto`, pretrained weights from ../shared/models):
+images/s of masks at the photo size, for 854x480 and 432x240 frames. DeepLabV3: images/s of the whole
+DeepLabSegmenter pipeline (uint8 photos in, cleaned masks at the photo size out) against the bare model forward on
+the same, already preprocessed, batch.
 
 Random-init weights: no pretrained weights can be downloaded here, and the speed of a forward pass does not depend
 on the weight values (denormals aside: both timings run with them flushed). Real photos: DAVIS frames from
@@ -11,6 +13,7 @@ import statistics
 import time
 from typing import Callable
 
+import cv2
 import numpy as np
 import torch
 
@@ -18,9 +21,18 @@ from carremoval.bench import Check, Row, Section
 from carremoval.device import configure_cpu_threads
 from carremoval.io import read_rgb
 from carremoval.params import load_params, repo_root
-from carremoval.segmentation import CarSegmenter, SegmenterConfig, build_model, flush_denormals
+from carremoval.segmentation import (
+    DEEPLAB_MODELS,
+    ESPNET_MODELS,
+    DeepLabSegmenter,
+    SegmenterConfig,
+    build_model,
+    flush_denormals,
+    removal_segmenter,
+)
 
 PHOTOS = repo_root().parent / "shared" / "data" / "photos" / "cars"
+ESPNET_WEIGHTS = repo_root().parent / "shared" / "models" / "espnetv2"
 MAX_OVERHEAD = 0.15
 
 
@@ -57,7 +69,7 @@ def measure(model_name: str, inference_size: int, photos: list[np.ndarray], repe
     """Seconds per batch: the whole pipeline, the bare forward, and the pipeline's own steps (model replayed)."""
     torch.manual_seed(0)
     config = SegmenterConfig(model=model_name, weights=None, inference_size=inference_size, batch_size=len(photos))
-    segmenter = CarSegmenter(build_model(model_name), config, "random init (bench)")
+    segmenter = DeepLabSegmenter(build_model(model_name), config, "random init (bench)")
     batch = torch.from_numpy(np.stack(photos)).permute(0, 3, 1, 2).contiguous().to(segmenter.device)
     inputs = segmenter.preprocess(batch)
 
@@ -67,9 +79,23 @@ def measure(model_name: str, inference_size: int, photos: list[np.ndarray], repe
             return segmenter.model(inputs)
 
     pipeline_s, bare_s = interleaved_medians(lambda: segmenter.masks(photos), bare, repeats)
-    replay = CarSegmenter(ReplayLogits(bare()), config, "replayed logits (bench)")
+    replay = DeepLabSegmenter(ReplayLogits(bare()), config, "replayed logits (bench)")
     steps_s, _ = interleaved_medians(lambda: replay.masks(photos), lambda: None, repeats)
     return {"pipeline": pipeline_s, "bare": bare_s, "steps": steps_s}
+
+
+def espnet_rows(photos: list[np.ndarray], repeats: int) -> list[Row]:
+    """Images/s of each ESPNetv2 model's masks, for the photos as they are and at 432x240."""
+    small = [cv2.resize(photo, (432, 240), interpolation=cv2.INTER_AREA) for photo in photos]
+    rows = []
+    for model in ESPNET_MODELS:
+        segmenter = removal_segmenter(model, str(ESPNET_WEIGHTS))
+        for images in (photos, small):
+            seconds, _ = interleaved_medians(lambda images=images: segmenter.masks(images), lambda: None, repeats)
+            height, width = images[0].shape[:2]
+            rows.append(Row(f"segment: {model} {width}x{height}", len(images) / seconds, "images/s",
+                            f"{len(images)} DAVIS frames, pretrained, median of {repeats}"))
+    return rows
 
 
 def run(quick: bool) -> Section:
@@ -81,8 +107,8 @@ def run(quick: bool) -> Section:
     height, width = photos[0].shape[:2]
     note = f"{len(photos)} photos {width}x{height}, shorter side {size}, random init, median of {repeats}"
     section = Section(name="segmentation")
-    default_model = params.get("model", "deeplabv3_resnet101")
-    for model_name in dict.fromkeys([default_model, "deeplabv3_mobilenet_v3_large"]):
+    section.rows += espnet_rows(photos[:2] if quick else photos, repeats)
+    for model_name in DEEPLAB_MODELS:
         seconds = measure(model_name, size, photos, repeats)
         pipeline, bare = len(photos) / seconds["pipeline"], len(photos) / seconds["bare"]
         overhead = seconds["pipeline"] / seconds["bare"] - 1.0
@@ -93,7 +119,7 @@ def run(quick: bool) -> Section:
             Row(f"segment: {model_name} own steps", 100 * seconds["steps"] / seconds["bare"], "%",
                 "resize, normalise, softmax, resize back, clean-up (model output replayed) / forward time"),
         ]
-        if model_name == default_model:
+        if model_name == "deeplabv3_resnet101":
             section.checks.append(Check(
                 f"segmentation pipeline overhead <= {MAX_OVERHEAD:.0%} ({model_name})",
                 overhead <= MAX_OVERHEAD,

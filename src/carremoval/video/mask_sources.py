@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -18,10 +18,12 @@ MASK_SUFFIXES = (".png",)
 class MaskSource:
     """The bool car mask for (frame_index, frame); `expected_frames` is how many frames it has masks for."""
 
-    def __init__(self, describe: str, get: Callable[[int, np.ndarray], np.ndarray], expected_frames: int | None = None):
+    def __init__(self, describe: str, get: Callable[[int, np.ndarray], np.ndarray], expected_frames: int | None = None,
+                 see_upcoming: Callable[[np.ndarray | None], None] | None = None):
         self.describe = describe
         self._get = get
         self.expected_frames = expected_frames
+        self.see_upcoming = see_upcoming or (lambda frame: None)   # told the frame after the one asked for next
 
     def __call__(self, index: int, frame: np.ndarray) -> np.ndarray:
         if self.expected_frames is not None and index >= self.expected_frames:
@@ -36,6 +38,19 @@ class MaskSource:
         """InputError when the source holds masks for a different number of frames than the video has."""
         if self.expected_frames is not None and frames != self.expected_frames:
             raise InputError(f"{self.describe}: {self.expected_frames} masks for a video of {frames} frames")
+
+
+def with_masks(frames: Iterable[np.ndarray], masks: MaskSource) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(frame, mask) in order, reading one frame ahead so that the source sees the frame after each one it is asked
+    about (automatic masks judge a first frame's motion by it)."""
+    frames = iter(frames)
+    current = next(frames, None)
+    index = 0
+    while current is not None:
+        upcoming = next(frames, None)
+        masks.see_upcoming(upcoming)
+        yield current, masks(index, current)
+        current, index = upcoming, index + 1
 
 
 def _size(shape: tuple[int, ...]) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 from tqdm import tqdm
 
 from carremoval.video.io import VideoReader, VideoWriter, check_output_path
-from carremoval.video.mask_sources import MaskSource
+from carremoval.video.mask_sources import MaskSource, with_masks
 from carremoval.video.temporal import Inpainter, RemovalStats, TemporalConfig, remove_frames
 
 
@@ -29,8 +29,7 @@ def remove_video(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     start = time.perf_counter()
     with VideoWriter(output_path, info.width, info.height, info.fps, crf=config.crf, lossless=config.lossless,
                      audio_from=input_path if info.has_audio else None) as writer:
-        pairs = ((frame, masks(index, frame)) for index, frame in enumerate(reader))
-        frames, mask_stream = _split(pairs)
+        frames, mask_stream = _split(with_masks(reader, masks))
         for output in tqdm(remove_frames(frames, mask_stream, inpaint, config, stats), total=info.frames or None,
                            unit="frame", desc=f"removing {os.path.basename(str(input_path))}", disable=not progress):
             writer.write(output)
