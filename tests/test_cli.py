@@ -216,3 +216,34 @@ def test_the_default_segmenters_are_the_evaluated_ones(repo):
 
     evaluated = load_params(repo / "params.yaml")["evaluate_segmentation"]
     assert DEFAULT_SEGMENTER == {"photo": evaluated["photo_model"], "video": evaluated["video_model"]}
+
+
+def test_shadow_auto_and_save_masks_on_a_photo(tmp_path, shared_data, capsys):
+    """rembg_car-1: the car's shadow on the ground goes too; the hole written by --save-masks is what changed."""
+    photo = shared_data / "photos/cars/rembg_car-1.jpg"
+    car = read_mask(shared_data / "photos/cars/rembg_car-1.mask.png")
+    holes = {}
+    for shadow in ("off", "auto"):
+        out, masks = tmp_path / f"{shadow}.png", tmp_path / f"masks_{shadow}"
+        assert main(["remove", str(photo), "-o", str(out), "--masks", str(shared_data / "photos/cars/rembg_car-1.mask.png"),
+                     "--inpainter", "telea", "--shadow", shadow, "--save-masks", str(masks)]) == EXIT_OK
+        holes[shadow] = read_mask(masks / "rembg_car-1.png")
+        changed = np.any(read_rgb(out) != read_rgb(photo), axis=2)
+        assert not changed[~holes[shadow]].any()
+    assert np.array_equal(holes["off"], prepare_mask(car, 7))
+    added = holes["auto"] & ~holes["off"]
+    assert 0.05 * car.sum() < added.sum() < 1.0 * car.sum()
+    assert added[: np.nonzero(car.any(1))[0].min() + car.any(1).sum() // 3].sum() == 0  # beside or under the car
+
+
+def test_save_masks_on_a_video_writes_one_hole_per_frame(tmp_path, davis_clip):
+    clip, masks = davis_clip
+    out, saved = tmp_path / "clean.mkv", tmp_path / "holes"
+    assert main(["remove", str(clip), "-o", str(out), "--masks", str(masks), "--inpainter", "telea", "--lossless",
+                 "--no-progress", "--save-masks", str(saved)]) == EXIT_OK
+    files = sorted(saved.iterdir())
+    assert [file.name for file in files] == [f"{index:05d}.png" for index in range(CLIP_FRAMES)]
+    for frame, cleaned, hole_file, mask_file in zip(read_frames(clip), read_frames(out), files, sorted(masks.iterdir())):
+        hole = read_mask(hole_file)
+        assert np.all(hole[read_mask(mask_file)])
+        assert np.array_equal(frame[~hole], cleaned[~hole])

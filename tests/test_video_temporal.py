@@ -50,17 +50,22 @@ def run(frames, masks, config, inpaint=None):
     return outputs, stats
 
 
-def test_outside_the_hole_is_bit_identical_across_chunks(shared_data):
+@pytest.mark.parametrize("shadow", ["off", "auto"])
+def test_outside_the_hole_is_bit_identical_across_chunks(shared_data, shadow):
+    """Only the hole actually replaced changes: the dilated car, plus its shadow with shadow auto."""
     frames, masks = davis(shared_data, "car-shadow", 30)
-    config = TemporalConfig(chunk_frames=16, overlap_frames=4, dilate_px=5, shadow_margin=6)
-    outputs, stats = run(frames, masks, config)
-    assert len(outputs) == len(frames) and stats.frames == 30 and stats.windows == 3
-    for frame, mask, output in zip(frames, masks, outputs):
-        hole = prepare_mask(mask, 5, 6)
+    config = TemporalConfig(chunk_frames=16, overlap_frames=4, dilate_px=5, shadow_margin=6, shadow=shadow)
+    stats, holes = RemovalStats(), {}
+    outputs = list(remove_frames(frames, masks, telea(), config, stats, on_hole=holes.__setitem__))
+    assert len(outputs) == len(frames) and stats.frames == 30 and stats.windows == 3 and sorted(holes) == list(range(30))
+    for index, (frame, mask, output) in enumerate(zip(frames, masks, outputs)):
+        car, hole = prepare_mask(mask, 5, 6), holes[index]
+        assert np.all(hole[car]) and (shadow == "auto" or np.array_equal(hole, car))
         assert output.shape == frame.shape and output.dtype == np.uint8
         assert np.array_equal(output[~hole], frame[~hole])
         assert np.abs(output[mask].astype(int) - frame[mask]).mean() > 10  # the car is gone
     assert stats.to_dict()["propagated_fraction"] > 0.5
+    assert (stats.shadow_pixels > 0) == (shadow == "auto")
 
 
 def test_empty_masks_give_the_input_back_without_inpainting(shared_data):

@@ -66,8 +66,15 @@ def build_parser() -> argparse.ArgumentParser:
                              "with the photo's own texture copied along it, sharp at any resolution), generator "
                              "(its smooth fill alone), patchmatch, or OpenCV's telea / ns (default: textured)")
     remove.add_argument("--dilate", type=int, default=7, help="grow the mask by this many pixels (default 7)")
+    remove.add_argument("--shadow", choices=("auto", "off"), default="auto",
+                        help="auto: also remove each car's ground shadow (pixels beside the car darker than the "
+                             "ground, its colour kept; in a video, darker than what the other frames show there); "
+                             "off: the car mask only (default: auto)")
     remove.add_argument("--shadow-margin", type=int, default=0, metavar="PX",
-                        help="also remove this many pixels below the car: its ground shadow (default 0)")
+                        help="also remove this many pixels below the car, a fixed band (default 0)")
+    remove.add_argument("--save-masks", type=Path, metavar="DIR",
+                        help="write the hole actually replaced (car and shadow, dilated) as PNGs into DIR: "
+                             "<input name>.png for a photo, 00000.png ... per frame for a video")
     remove.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
     remove.add_argument("--segmenter", choices=SEGMENTERS,
                         help="for --masks auto: ESPNetv2 on Cityscapes and PASCAL VOC together, one of them, or "
@@ -142,6 +149,7 @@ def build_segmenter(args: argparse.Namespace, kind: str, keep: str = "all"):
 
 def photo_mask(args: argparse.Namespace, rgb: np.ndarray) -> np.ndarray:
     from carremoval.masks import prepare_mask
+    from carremoval.shadow import shadow_mask
 
     if args.masks == "auto":
         mask = build_segmenter(args, "photo", keep="largest" if args.cars == "largest" else "all").masks([rgb])[0]
@@ -153,6 +161,8 @@ def photo_mask(args: argparse.Namespace, rgb: np.ndarray) -> np.ndarray:
                 raise InputError(f"{source}: a photo needs exactly one mask PNG there, found {len(files)}")
             source = files[0]
         mask = read_mask(source, shape=rgb.shape[:2])
+    if args.shadow == "auto":
+        mask = mask | shadow_mask(rgb, mask)
     return prepare_mask(mask, args.dilate, args.shadow_margin)
 
 
@@ -167,6 +177,8 @@ def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
     inpaint = build_inpainter(args, device) if mask.any() else None
     result = remove_from_photo(photo, mask, inpaint)
     save_photo(result, output)
+    if args.save_masks is not None:
+        write_mask(args.save_masks / f"{args.input.stem}.png", mask)
     if not mask.any():
         found = "no car found" if args.masks == "auto" else f"the mask {args.masks} is empty"
         return f"{args.input} -> {output}: {found}; the photo is written unchanged"
@@ -193,14 +205,24 @@ def remove_video_file(args: argparse.Namespace, output: Path, device) -> str:
     from carremoval.weights import WeightsUnavailable
 
     config = TemporalConfig(dilate_px=args.dilate, shadow_margin=args.shadow_margin, lossless=args.lossless,
-                            flow_method=args.flow, flow_weights=args.flow_weights, device=args.device)
+                            flow_method=args.flow, flow_weights=args.flow_weights, device=args.device,
+                            shadow=args.shadow)
+    save = None
+    if args.save_masks is not None:
+        def save(index: int, hole: np.ndarray) -> None:
+            write_mask(args.save_masks / f"{index:05d}.png", hole)
     try:
         stats = remove_video(args.input, output, video_masks(args), build_inpainter(args, device), config,
-                             progress=not args.no_progress)
+                             progress=not args.no_progress, on_hole=save)
     except WeightsUnavailable as err:
         raise Unavailable(f"--flow {args.flow}: {err}") from None
     return (f"{args.input} -> {output}: {stats['frames']} frames at {stats['fps_out']:.3g} fps, "
             f"processed at {stats['processing_fps']:.1f} frames/s")
+
+
+def write_mask(path: Path, mask: np.ndarray) -> None:
+    """A hole as an 8-bit PNG (255 = replaced)."""
+    Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path)
 
 
 def run_remove(args: argparse.Namespace) -> str:
@@ -213,6 +235,10 @@ def run_remove(args: argparse.Namespace) -> str:
         raise InputError(f"{output}: the output would overwrite the input; choose another name")
     if args.segment_every < 1:
         raise InputError(f"--segment-every {args.segment_every}: must be at least 1")
+    if args.save_masks is not None:
+        if args.save_masks.exists() and not args.save_masks.is_dir():
+            raise InputError(f"--save-masks {args.save_masks}: not a folder")
+        args.save_masks.mkdir(parents=True, exist_ok=True)
     if not output.parent.is_dir():
         raise InputError(f"{output}: the output directory {output.parent} does not exist")
     device = select_device(args.device)

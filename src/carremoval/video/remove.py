@@ -4,8 +4,9 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
+import numpy as np
 from tqdm import tqdm
 
 from carremoval.video.io import VideoReader, VideoWriter, check_output_path
@@ -14,9 +15,11 @@ from carremoval.video.temporal import Inpainter, RemovalStats, TemporalConfig, r
 
 
 def remove_video(input_path: str | os.PathLike, output_path: str | os.PathLike, masks: MaskSource,
-                 inpaint: Inpainter, config: TemporalConfig, progress: bool = True) -> dict[str, Any]:
+                 inpaint: Inpainter, config: TemporalConfig, progress: bool = True,
+                 on_hole: Callable[[int, np.ndarray], None] | None = None) -> dict[str, Any]:
     """Write `input_path` without the masked car to `output_path` (.mp4/.mov/.m4v: H.264 at `config.crf`;
-    .mkv: FFV1, lossless). Size, frame rate, frame count and audio are kept. Returns stats.
+    .mkv: FFV1, lossless). Size, frame rate, frame count and audio are kept. Returns stats. `on_hole(index, hole)`
+    is told each frame's hole as replaced (the car, and its shadow with config.shadow auto).
 
     Raises carremoval.io.InputError naming the file for an unreadable, corrupt or truncated video, masks that do
     not match the frames in size or count, or an output path in a missing folder; the output name then holds
@@ -30,7 +33,8 @@ def remove_video(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     with VideoWriter(output_path, info.width, info.height, info.fps, crf=config.crf, lossless=config.lossless,
                      audio_from=input_path if info.has_audio else None) as writer:
         frames, mask_stream = _split(with_masks(reader, masks))
-        for output in tqdm(remove_frames(frames, mask_stream, inpaint, config, stats), total=info.frames or None,
+        removed = remove_frames(frames, mask_stream, inpaint, config, stats, on_hole)
+        for output in tqdm(removed, total=info.frames or None,
                            unit="frame", desc=f"removing {os.path.basename(str(input_path))}", disable=not progress):
             writer.write(output)
         masks.check_count(reader.decoded)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import cv2
 import numpy as np
@@ -17,10 +17,14 @@ import numpy as np
 from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
 from carremoval.masks import crop_slices, prepare_mask
+from carremoval.shadow import ShadowSettings, shadow_search_region, shadow_where_darker
 from carremoval.video.blending import remap_points, ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings, in_frame, sample_flow
 from carremoval.video.propagation import Window, fill_targets, make_targets, propagate
 from carremoval.video.static import BackgroundModel, camera_motion
+
+
+SHADOW_MODES = ("auto", "off")
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,12 @@ class TemporalConfig:
     temporal_smoothing: float = 0.7  # weight of the previous output, carried along the flow, in each hole (0 = off)
     crf: int = 18                 # H.264 quality of .mp4/.mov/.m4v output (lower is better, 0-51)
     lossless: bool = False        # FFV1, bit-exact (the output must be .mkv; .mkv is always lossless)
+    shadow: str = "auto"          # auto: the hole also takes each car's ground shadow (pixels beside the car darker
+                                  # than the background the other frames show there) | off: the car mask only
 
     def __post_init__(self) -> None:
+        if self.shadow not in SHADOW_MODES:
+            raise ValueError(f"shadow ({self.shadow!r}) must be one of {', '.join(SHADOW_MODES)}")
         if self.chunk_frames <= 2 * self.overlap_frames or self.overlap_frames < 1:
             raise ValueError(f"chunk_frames ({self.chunk_frames}) must exceed twice overlap_frames "
                              f"({self.overlap_frames}), and overlap_frames must be at least 1")
@@ -94,6 +102,7 @@ class RemovalStats:
     keyframes: int = 0
     frame_fills: int = 0           # inpainter calls on single frames for what could not be carried
     smooth_fills: int = 0          # single frames whose last few pixels were interpolated from around them
+    shadow_pixels: int = 0         # hole pixels added for the cars' shadows (shadow auto)
 
     def to_dict(self) -> dict[str, float]:
         stats = dataclasses.asdict(self)
@@ -111,6 +120,8 @@ class _Frame:
     hole: np.ndarray
     grey: np.ndarray
     small_hole: np.ndarray
+    body: np.ndarray | None = None       # shadow auto: the car's hole; `hole` is then where a shadow may be too,
+                                         # until the frame is written (`hole` is then what was replaced)
     output: np.ndarray | None = None     # set once written: the frame is then a fully known source
     made_up: np.ndarray | None = None    # pixels of the output the inpainter made up
 
@@ -125,10 +136,20 @@ class _Fill:
 
 
 class TemporalRemover:
-    """Push frames and masks in; get finished frames out, in order, `overlap_frames` late."""
+    """Push frames and masks in; get finished frames out, in order, `overlap_frames` late.
 
-    def __init__(self, inpaint: Inpainter, config: TemporalConfig, stats: RemovalStats | None = None):
+    With shadow auto, each car's hole first spans where its shadow may fall; that whole region is filled from
+    the other frames (where it is farther from the car), and only the pixels the fill shows to be shadow (darker
+    than the background, its chromaticity kept, attached to the car) are replaced. `on_hole(index, hole)` is
+    told, for each frame written, the hole actually replaced.
+    """
+
+    def __init__(self, inpaint: Inpainter, config: TemporalConfig, stats: RemovalStats | None = None,
+                 on_hole: Callable[[int, np.ndarray], None] | None = None,
+                 shadow_settings: ShadowSettings | None = None):
         self.inpaint = inpaint
+        self.on_hole = on_hole
+        self.shadow_settings = shadow_settings or ShadowSettings()
         self.config = config
         self.stats = stats if stats is not None else RemovalStats()
         self.flow: FlowSettings | None = None       # set from the first frame's width
@@ -144,9 +165,11 @@ class TemporalRemover:
         if self.estimator is None:
             self.flow = self.config.flow_settings(image.shape[1])
             self.estimator = FlowEstimator(self.flow)
-        hole = prepare_mask(mask, self.config.dilate_px, self.config.shadow_margin)
+        hole = body = prepare_mask(mask, self.config.dilate_px, self.config.shadow_margin)
+        if self.config.shadow == "auto":
+            hole = body | shadow_search_region(body, self.shadow_settings)
         self.buffer.append(_Frame(index, image, hole, self.estimator.grey(image, hole),
-                                  self.estimator.small_hole(hole)))
+                                  self.estimator.small_hole(hole), body if self.config.shadow == "auto" else None))
         if len(self.buffer) < self.config.chunk_frames:
             return []
         return self._run_window(final=False)
@@ -169,6 +192,8 @@ class TemporalRemover:
             if t > 0 and t in fills and not static:  # a fixed camera's fill is steady already
                 self._smooth(frame, frames[t - 1].output)
             outputs.append(frame.output)
+            if self.on_hole is not None:
+                self.on_hole(frame.index, frame.hole)
         self.buffer = [] if final else frames[-2 * overlap:]
         kept = {frame.index for frame in self.buffer}
         self.forward = {i: flow for i, flow in self.forward.items() if i in kept and i + 1 in kept}
@@ -178,6 +203,8 @@ class TemporalRemover:
     def _compose(self, frame: _Frame, fill: _Fill | None) -> tuple[np.ndarray, np.ndarray]:
         made_up = np.zeros(frame.hole.shape, bool)
         self.stats.frames += 1
+        if frame.body is not None:
+            self._keep_shadow_only(frame, fill)
         if fill is None or not frame.hole.any():
             return frame.image, made_up
         output = frame.image.copy()
@@ -188,6 +215,17 @@ class TemporalRemover:
         self.stats.propagated_pixels += int(fill.real[frame.hole].sum())
         self.stats.hallucinated_pixels += holes - int(fill.real[frame.hole].sum())
         return output, made_up
+
+    def _keep_shadow_only(self, frame: _Frame, fill: _Fill | None) -> None:
+        """Shrink the frame's hole from where a shadow may be to the car and the shadow the fill reveals."""
+        region = frame.hole & ~frame.body
+        shadow = np.zeros(region.shape, bool)
+        if fill is not None and region.any():
+            background = np.clip(np.rint(fill.colours), 0, 255).astype(np.uint8)
+            shadow = shadow_where_darker(frame.image, background, frame.body, region & fill.filled,
+                                         self.shadow_settings, self.config.dilate_px)
+        frame.hole = frame.body | shadow
+        self.stats.shadow_pixels += int(shadow.sum())
 
     def _smooth(self, frame: _Frame, previous: np.ndarray) -> None:
         """A recurrent temporal filter in the hole: blend in the previous output, carried along the (completed)
@@ -379,13 +417,14 @@ class TemporalRemover:
 
 
 def remove_frames(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], inpaint: Inpainter,
-                  config: TemporalConfig, stats: RemovalStats | None = None) -> Iterator[np.ndarray]:
+                  config: TemporalConfig, stats: RemovalStats | None = None,
+                  on_hole: Callable[[int, np.ndarray], None] | None = None) -> Iterator[np.ndarray]:
     """Remove the masked object from a stream of frames, temporally; one output frame per input frame.
 
     frames: HxWx3 uint8 RGB; masks: HxW bool (True = remove), one per frame. Streaming with bounded memory
     (one window of `config.chunk_frames`). Pixels outside the dilated mask are returned bit-identical.
     """
-    remover = TemporalRemover(inpaint, config, stats)
+    remover = TemporalRemover(inpaint, config, stats, on_hole)
     for index, (frame, mask) in enumerate(_paired(frames, masks)):
         _check_frame(index, frame, mask, remover.buffer[0].image.shape if remover.buffer else None)
         yield from remover.push(frame, mask)

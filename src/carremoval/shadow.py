@@ -1,0 +1,207 @@
+"""A car's ground shadow: the region attached to the car's lower part that is darker than the ground around it
+with the ground's chromaticity kept.
+
+One rule for photos and video: compare each pixel near the car with a reference of the clean ground there (a
+photo: a smooth estimate of the ground from the pixels around the car; a video: the background seen in other
+frames) and keep the darker pixels with the ground's chromaticity that are connected to the car's lower part.
+The growth is capped at a multiple of the car's area (and logged when it is).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import cv2
+import numpy as np
+
+from carremoval.masks import bounding_box, components, dilate
+
+log = logging.getLogger(__name__)
+
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)
+
+
+@dataclass(frozen=True)
+class ShadowSettings:
+    """How shadows are found (params.yaml section `shadow`, or defaults)."""
+
+    reach: float = 0.6            # search this far from the car, as a fraction of its height
+    lower_part: float = 0.4       # a shadow attaches below this fraction of the car's height (from its top)
+    seed_ratio: float = 0.72      # a pixel this much darker than the ground (luma ratio) starts a shadow
+    grow_ratio: float = 0.85      # ... and pixels up to this ratio, connected to a seed, extend it
+    min_ratio: float = 0.12       # darker than this is not a shadow (black borders, holes, tyres)
+    max_chroma: float = 0.06      # largest chromaticity (r, g share) difference to the ground
+    max_growth: float = 1.0       # the shadow's area is capped at this multiple of the car's area
+    min_body_px: int = 30         # smaller cars get no shadow
+    work_px: int = 24             # the photo's ground estimate is computed where the car's reach is this many px
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_ratio < self.seed_ratio <= self.grow_ratio < 1:
+            raise ValueError("shadow: expected 0 < min_ratio < seed_ratio <= grow_ratio < 1")
+        if min(self.reach, self.max_chroma, self.max_growth) <= 0 or not 0 <= self.lower_part <= 1:
+            raise ValueError("shadow: reach, max_chroma and max_growth must be > 0, lower_part in [0, 1]")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any] | None) -> ShadowSettings:
+        """Build from a params mapping; unknown keys are an error."""
+        params = dict(params or {})
+        unknown = sorted(set(params) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"shadow: unknown setting(s) {', '.join(unknown)}")
+        return cls(**params)
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Luminance (float32, 0-255)."""
+    return rgb.astype(np.float32) @ LUMA
+
+
+def chromaticity(rgb: np.ndarray) -> np.ndarray:
+    """The (r, g) shares of each pixel's R+G+B (HxWx2 float32)."""
+    rgb = rgb.astype(np.float32)
+    return rgb[..., :2] / (rgb.sum(-1, keepdims=True) + 1.0)
+
+
+def reach_px(body: np.ndarray, settings: ShadowSettings) -> int:
+    """How far from the car a shadow is searched (px)."""
+    box = bounding_box(body)
+    return 0 if box is None else max(round(settings.reach * (box[3] - box[1])), 3)
+
+
+def search_region(body: np.ndarray, settings: ShadowSettings) -> np.ndarray:
+    """Pixels within the reach of the car, level with or below its lower part, outside the car."""
+    box = bounding_box(body)
+    region = dilate(body, reach_px(body, settings)) & ~body
+    region[:box[1] + int(settings.lower_part * (box[3] - box[1]))] = False
+    return region
+
+
+def darkness(rgb: np.ndarray, reference: np.ndarray, known: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """(luma ratio image / reference, chromaticity difference) per pixel; ratio 1 where the reference is unknown."""
+    ratio = luma(rgb) / np.maximum(luma(reference), 1.0)
+    chroma = np.abs(chromaticity(rgb) - chromaticity(reference)).max(-1)
+    if known is not None:
+        ratio[~known], chroma[~known] = 1.0, 0.0
+    return ratio, chroma
+
+
+def attached(candidates: np.ndarray, body: np.ndarray, settings: ShadowSettings) -> np.ndarray:
+    """The candidate pixels 8-connected to the car's lower part."""
+    box = bounding_box(body)
+    edge = dilate(body, 2) & ~body
+    edge[:box[1] + int(settings.lower_part * (box[3] - box[1]))] = False
+    labels, _ = components(candidates | (edge & dilate(candidates, 2)))
+    touching = np.unique(labels[edge & (labels > 0)])
+    return np.isin(labels, touching[touching > 0]) & candidates
+
+
+def shadow_from_ratio(ratio: np.ndarray, chroma: np.ndarray, body: np.ndarray, region: np.ndarray,
+                      settings: ShadowSettings) -> np.ndarray:
+    """The shadow given the darkness images: hysteresis on the luma ratio (seeds, then growth) within `region`,
+    the ground's chromaticity kept, attached to the car, capped."""
+    plausible = region & ((chroma <= settings.max_chroma) | (ratio <= settings.seed_ratio)) & (ratio >= settings.min_ratio)
+    seeds = plausible & (ratio <= settings.seed_ratio)
+    seeds = cv2.morphologyEx(seeds.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
+    grow = plausible & (ratio <= settings.grow_ratio)
+    labels, _ = components(grow)
+    grown = np.isin(labels, np.unique(labels[seeds & (labels > 0)])) & grow
+    shadow = attached(grown, body, settings)
+    shadow = cv2.morphologyEx(shadow.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
+    return cap_growth(shadow & region, body, settings)
+
+
+def cap_growth(shadow: np.ndarray, body: np.ndarray, settings: ShadowSettings) -> np.ndarray:
+    """At most `max_growth` times the car's area, the pixels nearest the car kept; logged when capped."""
+    limit = int(settings.max_growth * body.sum())
+    area = int(shadow.sum())
+    if area <= limit:
+        return shadow
+    distance = cv2.distanceTransform((~body).astype(np.uint8), cv2.DIST_L2, 3)
+    cut = np.sort(distance[shadow])[limit] if limit > 0 else 0.0
+    log.info("shadow: %d px found beside a car of %d px, capped at %d px", area, int(body.sum()), limit)
+    return shadow & (distance < cut)
+
+
+def ground_estimate(rgb: np.ndarray, body: np.ndarray, region: np.ndarray, settings: ShadowSettings) -> np.ndarray:
+    """A smooth image of the clean ground: normalised convolution of the pixels around the car that are neither
+    car nor dark, twice (the second time without the pixels the first estimate finds dark)."""
+    reach = reach_px(body, settings)
+    scale = min(1.0, settings.work_px / reach)
+    height, width = body.shape
+    size = (max(round(width * scale), 8), max(round(height * scale), 8))
+    small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
+    avoid = dilate(body, 2)
+    box = bounding_box(body)
+    avoid[:box[1] + int(settings.lower_part * (box[3] - box[1]))] = True  # the ground level with the car's lower part
+    avoid = cv2.resize(avoid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    sigma = max(settings.work_px / 2, 2.0)
+    weights = (~avoid).astype(np.float32)
+    for _ in range(2):
+        estimate = _normalised_blur(small, weights, sigma)
+        dark = luma(small) < settings.grow_ratio * luma(estimate)
+        weights = (~avoid & ~dark).astype(np.float32)
+    return cv2.resize(estimate, (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def _normalised_blur(image: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    blurred = cv2.GaussianBlur(image * weights[..., None], (0, 0), sigma)
+    total = cv2.GaussianBlur(weights, (0, 0), sigma)
+    return blurred / np.maximum(total, 1e-3)[..., None]
+
+
+def shadow_mask(rgb: np.ndarray, body: np.ndarray, settings: ShadowSettings = ShadowSettings()) -> np.ndarray:
+    """The ground shadow of the car(s) in a photo (HxW bool, the car excluded); empty when there is none."""
+    body = np.asarray(body, bool)
+    if body.sum() < settings.min_body_px or body.all():
+        return np.zeros(body.shape, bool)
+    shadow = np.zeros(body.shape, bool)
+    for car in cars(body, settings):
+        shadow |= _car_shadow(rgb, car, settings)
+    return shadow & ~body
+
+
+def cars(body: np.ndarray, settings: ShadowSettings) -> list[np.ndarray]:
+    """Each car of the mask (parts within 8 px of each other are one) that is big enough for a shadow."""
+    labels, stats = components(dilate(body, 8))
+    found = [body & (labels == index + 1) for index in range(len(stats))]
+    return [car for car in found if car.sum() >= settings.min_body_px]
+
+
+def _car_shadow(rgb: np.ndarray, car: np.ndarray, settings: ShadowSettings) -> np.ndarray:
+    region = search_region(car, settings)
+    if not region.any():
+        return region
+    margin = 2 * reach_px(car, settings) + 4
+    x0, y0, x1, y1 = bounding_box(car)
+    rows = slice(max(0, y0 - margin), min(car.shape[0], y1 + margin))
+    cols = slice(max(0, x0 - margin), min(car.shape[1], x1 + margin))
+    crop, crop_car, crop_region = rgb[rows, cols], car[rows, cols], region[rows, cols]
+    reference = ground_estimate(crop, crop_car, crop_region, settings)
+    ratio, chroma = darkness(crop, reference)
+    shadow = np.zeros(car.shape, bool)
+    shadow[rows, cols] = shadow_from_ratio(ratio, chroma, crop_car, crop_region, settings)
+    return shadow
+
+
+def shadow_search_region(body: np.ndarray, settings: ShadowSettings = ShadowSettings()) -> np.ndarray:
+    """Where the shadows of the mask's cars may be: each car's search region (outside the cars)."""
+    region = np.zeros(body.shape, bool)
+    for car in cars(np.asarray(body, bool), settings):
+        region |= search_region(car, settings)
+    return region & ~body
+
+
+def shadow_where_darker(rgb: np.ndarray, background: np.ndarray, body: np.ndarray, known: np.ndarray,
+                        settings: ShadowSettings = ShadowSettings(), margin_px: int = 0) -> np.ndarray:
+    """The cars' shadows given the clean background (video: what the other frames show there): pixels of `known`
+    darker than it with its chromaticity, attached to a car's lower part, capped; grown by `margin_px` (the soft
+    edge) within the search region."""
+    ratio, chroma = darkness(rgb, background, known)
+    shadow = np.zeros(body.shape, bool)
+    for car in cars(np.asarray(body, bool), settings):
+        region = search_region(car, settings)
+        shadow |= dilate(shadow_from_ratio(ratio, chroma, car, region & known, settings), margin_px) & region
+    return shadow & ~body

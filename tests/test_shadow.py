@@ -1,0 +1,89 @@
+"""Photo shadow detection: the dark ground attached to the car's lower part, bounded growth, bad inputs."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from carremoval.io import read_mask, read_rgb
+from carremoval.shadow import ShadowSettings, shadow_mask
+
+
+def _scene(shadow: bool = True, road: int = 160, car: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """A grey road with a textured surface, a car box and, optionally, its darker shadow beneath and to the left."""
+    rng = np.random.default_rng(0)
+    image = np.clip(road + rng.normal(0, 4, (200, 300, 1)), 0, 255).repeat(3, 2).astype(np.uint8)
+    body = np.zeros((200, 300), bool)
+    body[60:120, 100:200] = True
+    if shadow:
+        image[115:140, 80:210] = (image[115:140, 80:210] * 0.55).astype(np.uint8)
+    image[body] = car
+    return image, body
+
+
+def test_synthetic_shadow_is_found_and_excludes_the_car():
+    image, body = _scene()
+    found = shadow_mask(image, body)
+    truth = np.zeros_like(body)
+    truth[115:140, 80:210] = True
+    truth &= ~body
+    assert not (found & body).any()
+    assert (found & truth).sum() >= 0.8 * truth.sum()
+    assert (found & ~truth).sum() <= 0.1 * truth.sum()
+
+
+def test_no_shadow_no_growth():
+    image, body = _scene(shadow=False)
+    assert shadow_mask(image, body).sum() <= 0.05 * body.sum()
+
+
+def test_white_car_on_white_road_does_not_run_away():
+    image, body = _scene(shadow=False, road=245, car=250)
+    assert shadow_mask(image, body).sum() <= 0.05 * body.sum()
+
+
+def test_growth_is_capped_and_logged(caplog):
+    image, body = _scene()
+    image[100:200] = (image[100:200] * 0.5).astype(np.uint8)  # everything below the car is dark
+    image[50:100, 0:60] = 200
+    with caplog.at_level(logging.INFO, logger="carremoval.shadow"):
+        found = shadow_mask(image, body, ShadowSettings(max_growth=0.3))
+    assert found.sum() <= 0.3 * body.sum() + 1
+
+
+def test_bad_inputs_do_not_crash():
+    image, body = _scene()
+    assert not shadow_mask(image, np.zeros_like(body)).any()
+    assert not shadow_mask(image, np.ones_like(body)).any()
+    border = np.zeros_like(body)
+    border[150:200, 0:80] = True  # a car cut by the frame's corner
+    assert shadow_mask(image, border).sum() <= border.sum()
+    two = body.copy()
+    two[60:120, 220:290] = True  # a second car whose shadow merges with the first's
+    found = shadow_mask(image, two)
+    assert not (found & two).any() and found.sum() <= two.sum()
+
+
+def test_settings_from_params():
+    assert ShadowSettings.from_params({"reach": 0.5}).reach == 0.5
+    with pytest.raises(ValueError):
+        ShadowSettings.from_params({"reech": 0.5})
+    with pytest.raises(ValueError):
+        ShadowSettings(seed_ratio=0.9, grow_ratio=0.8)
+
+
+def test_davis_car_shadow_frame(shared_data):
+    """car-shadow 00013: the dark ground under and beside the car is taken, within a bound, nothing above it."""
+    image = read_rgb(shared_data / "photos/cars/davis_car-shadow_00013.jpg")
+    body = read_mask(shared_data / "photos/cars/davis_car-shadow_00013.mask.png", image.shape[:2])
+    found = shadow_mask(image, body)
+    ys, xs = np.nonzero(body)
+    bottom = ys.max()
+    under = np.zeros_like(body)
+    under[bottom - 15:bottom + 10, xs.min():xs.max()] = True
+    under &= ~body
+    assert (found & under).sum() >= 0.3 * under.sum()        # the shadow under the car
+    assert found.sum() <= 0.8 * body.sum()                   # bounded
+    top = ys.min() + (ys.max() - ys.min()) // 3
+    assert not found[:top].any()                             # nothing level with the car's upper part
