@@ -251,8 +251,9 @@ class TemporalRemover:
         pairs = range(len(frames) - 1)
         motion = camera_motion([self.forward[frames[t].index] for t in pairs],
                                [frames[t].small_hole for t in pairs], self.flow.scale)
-        window = self._window(frames, new)
-        if motion < self.config.static_motion_px:
+        static = motion < self.config.static_motion_px
+        window = self._window(frames, new, cars_only=static)
+        if static:
             self.stats.static_windows += 1
             return self._fill_static(window, new), True
         self.background.reset()
@@ -264,14 +265,18 @@ class TemporalRemover:
                 self.forward[before.index], self.backward[after.index] = self.estimator.completed_pair(
                     before.grey, after.grey, before.small_hole, after.small_hole)
 
-    def _window(self, frames: list[_Frame], new: list[int]) -> Window:
+    def _window(self, frames: list[_Frame], new: list[int], cars_only: bool = False) -> Window:
+        """The window's frames as sources and targets. A frame's whole hole (where a shadow may be, too) is no
+        source, so no shadow is copied along the flow; with `cars_only` (a fixed camera's background median,
+        which a passing shadow does not move) only the cars are left out."""
         ring_px = self.config.ring_px
         colours, known, real, targets = [], [], [], []
         for t, frame in enumerate(frames):
             if t in new:
+                source = ~(frame.body if cars_only and frame.body is not None else frame.hole)
                 colours.append(frame.image.copy())
-                known.append(~frame.hole)
-                real.append(~frame.hole)
+                known.append(source)
+                real.append(source)
                 targets.append(make_targets(frame.hole, ring_around(frame.hole, ring_px)) if frame.hole.any() else None)
             else:
                 colours.append(frame.output)
