@@ -92,10 +92,12 @@ def raw_root(tmp_path_factory, sites, expected_crawl, shared_data) -> Path:
 
 @pytest.fixture(scope="module")
 def curated(raw_root, repo):
-    """The stage with the repository's params (weights DEFAULT, offline: no car check), run twice."""
+    """The stage with the repository's params but no car check (test_the_repository_params_check_for_cars has
+    it), run twice."""
     from carremoval.params import load_params
 
     params = load_params(repo / "params.yaml")
+    params["backgrounds"]["car_check"] = False
     monkeypatch = pytest.MonkeyPatch()
     monkeypatch.setenv("TORCH_HOME", str(raw_root / "torch"))
     no_network(monkeypatch)
@@ -135,6 +137,22 @@ def test_backgrounds_are_merged_deduplicated_and_cropped(curated, raw_root):
     assert metrics["car_check"] == "unchecked" and metrics["pretrained_weights"] is False
 
 
+@pytest.mark.slow
+def test_the_repository_params_check_for_cars_offline(raw_root, repo, tmp_path, monkeypatch):
+    """ESPNetv2 from ../shared/models, no network: the road frames with cars are rejected and counted."""
+    from carremoval.params import load_params
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    no_network(monkeypatch)
+    out = tmp_path / "backgrounds"
+    metrics = run_backgrounds(load_params(repo / "params.yaml"), raw_root / "data" / "raw", out,
+                              tmp_path / "metrics.json", raw_root)
+    assert metrics["car_check"] == "espnetv2" and metrics["pretrained_weights"] is True
+    assert metrics["rejected_with_cars"] == metrics["skipped"]["contains_car"] >= 1
+    assert metrics["kept"] >= 10
+    assert {row["car_check"] for row in read_jsonl(out / "manifest.jsonl")} == {"clean"}
+
+
 def test_a_second_run_is_byte_identical(curated):
     (first, metrics_a), (second, metrics_b) = curated
     names = sorted(path.name for path in (first / "images").iterdir())
@@ -158,7 +176,8 @@ def test_a_segmenter_rejects_backgrounds_with_a_car(tmp_path, shared_data):
     write_jsonl(raw / "manifest.jsonl", rows)
     settings = BackgroundSettings(max_width=384, min_width=200)
     metrics = curate_backgrounds([raw], tmp_path / "out", tmp_path, settings, stand_in_segmenter())
-    assert metrics["skipped"] == {"contains_car": 1} and metrics["car_check"] == "segmenter"
+    assert metrics["skipped"] == {"contains_car": 1} and metrics["car_check"] == "deeplabv3_mobilenet_v3_large"
+    assert metrics["rejected_with_cars"] == 1
     (row,) = read_jsonl(tmp_path / "out" / "manifest.jsonl")
     assert row["car_check"] == "clean" and row["origin"] == "raw/oir_mobi/images/dpst_in46.png"
 
