@@ -47,7 +47,7 @@ def test_photo_with_a_given_mask_changes_only_the_dilated_hole(tmp_path, shared_
     mask_file = shared_data / "photos/cars/rembg_car-2.mask.png"
     out = tmp_path / "clean.png"
     assert main(["remove", str(photo), "-o", str(out), "--masks", str(mask_file), "--inpainter", "telea",
-                 "--dilate", "5"]) == EXIT_OK
+                 "--dilate", "5", "--shadow", "off"]) == EXIT_OK
     before, after = read_rgb(photo), read_rgb(out)
     hole = prepare_mask(read_mask(mask_file), 5)
     assert after.shape == before.shape
@@ -59,7 +59,7 @@ def test_video_with_mask_folder_keeps_frames_fps_and_pixels_outside_the_hole(tmp
     clip, masks = davis_clip
     out = tmp_path / "clean.mkv"
     assert main(["remove", str(clip), "-o", str(out), "--masks", str(masks), "--inpainter", "telea",
-                 "--lossless", "--no-progress"]) == EXIT_OK
+                 "--lossless", "--no-progress", "--shadow", "off"]) == EXIT_OK
     source, result = probe(clip), probe(out)
     assert (result.width, result.height, result.fps) == (source.width, source.height, source.fps)
     frames_in, frames_out = list(read_frames(clip)), list(read_frames(out))
@@ -143,8 +143,8 @@ def test_patchmatch_and_a_one_pixel_photo(tmp_path, shared_data):
     photo = shared_data / "photos/cars/rembg_car-2.jpg"
     mask_file = shared_data / "photos/cars/rembg_car-2.mask.png"
     out = tmp_path / "clean.png"
-    assert main(["remove", str(photo), "-o", str(out), "--masks", str(mask_file), "--inpainter", "patchmatch"]) \
-        == EXIT_OK
+    assert main(["remove", str(photo), "-o", str(out), "--masks", str(mask_file), "--inpainter", "patchmatch",
+                 "--shadow", "off"]) == EXIT_OK
     hole = prepare_mask(read_mask(mask_file), 7)
     assert np.array_equal(read_rgb(out)[~hole], read_rgb(photo)[~hole])
     tiny, tiny_mask = tmp_path / "tiny.png", tmp_path / "tiny.mask.png"
@@ -201,8 +201,8 @@ def test_auto_masks_on_a_video(tmp_path, davis_clip, capsys):
     """Every frame's hole covers the DAVIS car (the only moving car) with the default --cars moving."""
     clip, masks = davis_clip
     out = tmp_path / "clean.mkv"
-    assert main(["remove", str(clip), "-o", str(out), "--inpainter", "telea", "--lossless", "--no-progress"]) \
-        == EXIT_OK
+    assert main(["remove", str(clip), "-o", str(out), "--inpainter", "telea", "--lossless", "--no-progress",
+                 "--shadow", "off"]) == EXIT_OK
     for frame, cleaned, mask_file in zip(read_frames(clip), read_frames(out), sorted(masks.iterdir())):
         changed = np.any(frame != cleaned, axis=2)
         car = read_mask(mask_file)
