@@ -25,12 +25,8 @@ from carremoval.io import read_mask, read_rgb
 from carremoval.masks import dilate, iou
 from carremoval.segmentation import Segmenter
 from carremoval.video import TemporalConfig
-from carremoval.video.auto_masks import (
-    AutoMaskSettings,
-    Probability,
-    auto_mask_source,
-    warp,
-)
+from carremoval.video.auto_masks import AutoMaskSettings, Probability, auto_mask_source, upscale_flow, working_grey
+from carremoval.video.metrics import warp
 
 PHOTO_CASES = ("rembg_car-1.jpg", "rembg_car-2.jpg", "rembg_car-3.jpg", "dpst_tar29.png",
                "cityscapes_frankfurt_000000_000294.png")
@@ -82,23 +78,14 @@ def mask_stability(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray],
     """Per pair of neighbouring frames: IoU of mask t with mask t+1 warped back onto frame t along the DIS flow
     t -> t+1 (medium preset, frames `flow_width` wide); 1.0 when both are empty."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    greys = [_grey(frame, flow_width) for frame in frames]
+    greys = [working_grey(frame, flow_width) for frame in frames]
     scores = []
     for t in range(len(frames) - 1):
         flow = dis.calc(greys[t], greys[t + 1], None)
-        height, width = masks[t].shape
-        factor = np.array([width / flow.shape[1], height / flow.shape[0]], np.float32)
-        flow = cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * factor
+        flow = upscale_flow(flow, masks[t].shape)
         following = warp(masks[t + 1].astype(np.float32), flow) > 0.5
         scores.append(iou(masks[t], following))
     return scores
-
-
-def _grey(frame: np.ndarray, width: int) -> np.ndarray:
-    grey = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-    if width >= grey.shape[1]:
-        return grey
-    return cv2.resize(grey, (width, round(grey.shape[0] * width / grey.shape[1])), interpolation=cv2.INTER_AREA)
 
 
 def read_davis(folder: str | os.PathLike, limit: int | None = None) -> tuple[list[np.ndarray], list[np.ndarray]]:

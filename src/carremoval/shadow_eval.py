@@ -19,8 +19,8 @@ import cv2
 import numpy as np
 
 from carremoval.inpainters import Inpainter
-from carremoval.io import read_mask, read_rgb
 from carremoval.masks import bounding_box, components, dilate, prepare_mask
+from carremoval.segmentation_eval import read_davis
 from carremoval.shadow import luma
 from carremoval.video.io import VideoReader
 from carremoval.video.metrics import dis_flow, pair_flows, warp_error
@@ -215,10 +215,7 @@ def resize_clip(frames: Sequence[np.ndarray], masks: Sequence[np.ndarray], size:
 
 def read_davis_clip(folder: Path, size: tuple[int, int], limit: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """The first `limit` frames of a DAVIS sequence and their body masks at size (width, height)."""
-    files = sorted((folder / "frames").glob("*.jpg"))[:limit]
-    frames = [read_rgb(file) for file in files]
-    masks = [read_mask(folder / "masks" / f"{file.stem}.png") for file in files]
-    return resize_clip(frames, masks, size)
+    return resize_clip(*read_davis(folder, limit), size)
 
 
 def shadow_targets(section: dict[str, Any]) -> dict[str, dict[str, Any]]:

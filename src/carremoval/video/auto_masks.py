@@ -12,7 +12,6 @@ frame serves the carrying, the tracking of the chosen car and the motion test of
 """
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -22,6 +21,7 @@ import numpy as np
 from carremoval.masks import instance_labels
 from carremoval.video.flow import PRESETS
 from carremoval.video.mask_sources import MaskSource
+from carremoval.video.metrics import warp
 
 CAR_CHOICES = ("all", "largest", "moving")
 MIN_BACKGROUND_PX = 50   # fewer background flow samples than this: the camera's motion is taken as the median
@@ -267,20 +267,6 @@ def upscale_flow(flow: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return flow
     factor = np.array([width / flow.shape[1], height / flow.shape[0]], np.float32)
     return cv2.resize(flow, (width, height), interpolation=cv2.INTER_LINEAR) * factor
-
-
-def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample `image` at x + flow(x) (bilinear; 0 outside): brings the previous frame's map onto this one."""
-    grid_x, grid_y = _grid(flow.shape[0], flow.shape[1])
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
-                     borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-
-
-@functools.lru_cache(maxsize=4)
-def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    grid_x.flags.writeable = grid_y.flags.writeable = False
-    return grid_x, grid_y
 
 
 def pick_labels(labels: np.ndarray, chosen: np.ndarray, count: int) -> np.ndarray:

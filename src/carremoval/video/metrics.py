@@ -7,6 +7,8 @@ evaluation: the original video, as in the paper) or from the video itself.
 """
 from __future__ import annotations
 
+import functools
+
 from typing import Sequence
 
 import cv2
@@ -24,11 +26,18 @@ def dis_flow(frame_from: np.ndarray, frame_to: np.ndarray) -> np.ndarray:
 
 
 def warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Sample `image` at x + flow(x): brings the next frame back onto the current one."""
-    height, width = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    """Sample `image` at x + flow(x) (bilinear, 0 outside): brings the frame the flow points to onto this one."""
+    grid_x, grid_y = _grid(flow.shape[0], flow.shape[1])
     return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
+@functools.lru_cache(maxsize=4)
+def _grid(height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (read-only, shared between calls on frames of one size)."""
+    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+    grid_x.flags.writeable = grid_y.flags.writeable = False
+    return grid_x, grid_y
 
 
 def non_occluded(forward: np.ndarray, backward: np.ndarray) -> np.ndarray:
