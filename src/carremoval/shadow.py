@@ -16,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from carremoval.masks import bounding_box, components, dilate
+from carremoval.masks import bounding_box, components, crop_slices, dilate, within
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ def reach_px(body: np.ndarray, settings: ShadowSettings) -> int:
 def search_region(body: np.ndarray, settings: ShadowSettings) -> np.ndarray:
     """Pixels within the reach of the car, level with or below its lower part, outside the car."""
     box = bounding_box(body)
-    region = dilate(body, reach_px(body, settings)) & ~body
+    region = within(body, reach_px(body, settings)) & ~body
     region[:box[1] + int(settings.lower_part * (box[3] - box[1]))] = False
     return region
 
@@ -199,9 +199,13 @@ def shadow_where_darker(rgb: np.ndarray, background: np.ndarray, body: np.ndarra
     """The cars' shadows given the clean background (video: what the other frames show there): pixels of `known`
     darker than it with its chromaticity, attached to a car's lower part, capped; grown by `margin_px` (the soft
     edge) within the search region."""
-    ratio, chroma = darkness(rgb, background, known)
     shadow = np.zeros(body.shape, bool)
     for car in cars(np.asarray(body, bool), settings):
         region = search_region(car, settings)
-        shadow |= dilate(shadow_from_ratio(ratio, chroma, car, region & known, settings), margin_px) & region
+        if not region.any():
+            continue
+        rows, cols = crop_slices(region | car, margin=4)   # the car and its search region, with a morphology border
+        ratio, chroma = darkness(rgb[rows, cols], background[rows, cols], known[rows, cols])
+        found = shadow_from_ratio(ratio, chroma, car[rows, cols], region[rows, cols] & known[rows, cols], settings)
+        shadow[rows, cols] |= dilate(found, margin_px) & region[rows, cols]
     return shadow & ~body

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
-from carremoval.video.blending import remap_points
 from carremoval.video.flow import FlowSettings, consistent, in_frame, sample_flow
 
 # A source pixel the inpainter made up counts as this many frames further away than a real one.
@@ -53,20 +51,25 @@ class Window:
     colours[t]: HxWx3 uint8; known[t]: pixels usable as a source; real[t]: known from an actual observation
     (not made up by the inpainter); targets[t]: None for frames with nothing to fill; forward[t]: flow t -> t+1,
     backward[t]: flow t -> t-1 (working scale, completed in the holes; None where there is no neighbour);
-    fixed[t]: the frame was written by the window before.
+    fixed[t]: the frame was written by the window before. Colours, known and real are stacked into one array
+    each (TxHxW...), so that pointers into any frames are read in one gather; `colours[t]` is a view of frame t.
     """
 
-    colours: list[np.ndarray]
-    known: list[np.ndarray]
-    real: list[np.ndarray]
+    colours: np.ndarray
+    known: np.ndarray
+    real: np.ndarray
     targets: list[Targets | None]
     forward: list[np.ndarray | None]
     backward: list[np.ndarray | None]
     fixed: np.ndarray  # bool per frame: already written (its output is final)
 
+    def __post_init__(self) -> None:
+        self.colours, self.known, self.real = (np.asarray(self.colours), np.asarray(self.known, bool),
+                                               np.asarray(self.real, bool))
+
     @property
     def shape(self) -> tuple[int, int]:
-        return self.colours[0].shape[:2]
+        return self.colours.shape[1:3]
 
 
 def make_targets(hole: np.ndarray, ring: np.ndarray) -> Targets:
@@ -119,13 +122,13 @@ def nearest_pixels(xs: np.ndarray, ys: np.ndarray, shape: tuple[int, ...]) -> tu
             np.clip(np.rint(ys), 0, height - 1).astype(np.int64))
 
 
-def _mask_at(masks: list[np.ndarray], pointers: Pointers) -> np.ndarray:
-    """Each pointer's value in its source frame's mask, at the nearest pixel (False where it has no source)."""
+def _mask_at(masks: np.ndarray, pointers: Pointers) -> np.ndarray:
+    """Each pointer's value in its source frame's mask (TxHxW), at the nearest pixel (False where it has no
+    source)."""
     values = np.zeros(len(pointers.frame), bool)
-    for source in np.unique(pointers.frame[pointers.frame >= 0]):
-        pick = pointers.frame == source
-        ix, iy = nearest_pixels(pointers.x[pick], pointers.y[pick], masks[source].shape)
-        values[pick] = masks[source][iy, ix]
+    has = pointers.frame >= 0
+    ix, iy = nearest_pixels(pointers.x[has], pointers.y[has], masks.shape[1:])
+    values[has] = masks[pointers.frame[has], iy, ix]
     return values
 
 
@@ -198,32 +201,22 @@ def _subset(pointers: Pointers, where: np.ndarray) -> Pointers:
 
 
 def sample_colours(window: Window, pointers: Pointers) -> np.ndarray:
-    """Read each pointer's colour (Nx3 float32): bilinear over the known ones of its four neighbours, so a hole's
-    content never leaks in (pointers land on known pixels, see `_drop_unknown_landings`)."""
-    colours = np.zeros((len(pointers.frame), 3), np.float32)
-    for source in np.unique(pointers.frame[pointers.frame >= 0]):
-        pick = pointers.frame == source
-        xs, ys = pointers.x[pick], pointers.y[pick]
-        image, known = window.colours[source], window.known[source]
-        read = remap_points(image, xs, ys, cv2.INTER_LINEAR)
-        edge = remap_points(known.astype(np.float32), xs, ys, cv2.INTER_LINEAR)[:, 0] < 0.99999  # any unknown share
-        read[edge] = _known_bilinear(image, known, xs[edge], ys[edge])
-        colours[pick] = read
-    return colours
-
-
-def _known_bilinear(image: np.ndarray, known: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
-    """Bilinear reads weighted over the known ones of the four neighbours (nearest pixel when none is known)."""
-    height, width = known.shape
+    """Read each pointer's colour (Nx3 float32; every pointer has a source frame): bilinear over the known ones of
+    its four neighbours, so a hole's content never leaks in (pointers land on known pixels, see
+    `_drop_unknown_landings`); the nearest pixel when none of the four is known."""
+    xs, ys = pointers.x, pointers.y
+    height, width = window.shape
+    colours, known = window.colours.reshape(-1, 3), window.known.reshape(-1)
+    first = pointers.frame.astype(np.int64) * (height * width)   # flat index of each source frame's (0, 0)
     x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
     fx, fy = (xs - x0)[:, None], (ys - y0)[:, None]
     total = np.zeros((len(xs), 3), np.float32)
     weight = np.zeros((len(xs), 1), np.float32)
     for dx, dy, share in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        cx, cy = np.clip(x0 + dx, 0, width - 1), np.clip(y0 + dy, 0, height - 1)
-        share = share * known[cy, cx][:, None]
-        total += share * image[cy, cx]
+        at = first + np.clip(y0 + dy, 0, height - 1) * width + np.clip(x0 + dx, 0, width - 1)
+        share = share * known[at][:, None]
+        total += share * colours[at]
         weight += share
-    nx, ny = nearest_pixels(xs, ys, known.shape)
-    nearest = image[ny, nx]
+    nx, ny = nearest_pixels(xs, ys, window.shape)
+    nearest = colours[first + ny * width + nx]
     return np.where(weight > 1e-3, total / np.maximum(weight, 1e-3), nearest).astype(np.float32)
