@@ -130,17 +130,24 @@ def read_jsonl(path: str | os.PathLike) -> list[dict]:
     return rows
 
 
-def open_image(path: str | os.PathLike) -> Image.Image:
-    """Open and fully decode an image with Pillow, or raise InputError naming the file and the problem."""
+@contextlib.contextmanager
+def image_errors(path: str | os.PathLike) -> Iterator[None]:
+    """Turn Pillow's errors while opening or decoding `path` into InputError naming the file and the problem."""
     try:
-        image = Image.open(path)
-        image.load()
+        yield
     except FileNotFoundError:
         raise InputError(f"{path}: file not found") from None
     except Image.DecompressionBombError as err:
         raise InputError(f"{path}: image too large ({err})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
         raise InputError(f"{path}: not a readable image ({err})") from None
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+    """Open and fully decode an image with Pillow, or raise InputError naming the file and the problem."""
+    with image_errors(path):
+        image = Image.open(path)
+        image.load()
     return image
 
 
@@ -152,14 +159,30 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+MASK_GREY_MODES = ("1", "L", "LA", "La")
+MASK_16_BIT_MODES = ("I", "I;16", "I;16B", "I;16L")
+
+
 def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """A binary mask (HxW bool, True = car) from a greyscale or RGB(A) PNG; checks its size when given."""
+    """A binary mask (HxW bool, True = car) from an image: a pixel is car where its grey level (for a coloured mask,
+    its brightest channel) is at least half the full scale, 128 (32768 in 16 bits). A mask with some non-zero
+    pixels but none that high is refused (it would silently mean "no car"); an all-zero mask is an empty one."""
     image = open_image(path)
-    mask = np.asarray(image.convert("L")) > 127
+    if image.mode in MASK_16_BIT_MODES:
+        levels, threshold, full = np.asarray(image).astype(np.int64), 32768, 65535
+    elif image.mode in MASK_GREY_MODES:
+        levels, threshold, full = np.asarray(image.convert("L")), 128, 255
+    else:
+        levels, threshold, full = np.asarray(image.convert("RGB")).max(axis=2), 128, 255
+    mask = levels >= threshold
     if shape is not None and mask.shape != tuple(shape):
         raise InputError(
             f"{path}: mask is {mask.shape[1]}x{mask.shape[0]}, the frame is {shape[1]}x{shape[0]}"
         )
+    if levels.any() and not mask.any():
+        what = "values" if image.mode in MASK_GREY_MODES + MASK_16_BIT_MODES else "brightest channel"
+        raise InputError(f"{path}: no pixel at or above {threshold} ({what} {levels.min()}..{levels.max()}); "
+                         f"did you mean a 0/{full} mask?")
     return mask
 
 

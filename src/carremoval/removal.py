@@ -7,12 +7,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 import torch
-from PIL import Image
 
 from carremoval.data import image_to_tensor, mask_to_tensor, tensor_to_image
 from carremoval.inpainters import Inpainter
-from carremoval.io import InputError, atomic_file, open_image
+from carremoval.io import InputError
 from carremoval.masks import hole_boxes
+from carremoval.photo_io import LoadedPhoto, PhotoPixels, load_photo, save_photo  # noqa: F401 (imported from here)
 
 
 @dataclass(frozen=True)
@@ -128,58 +128,12 @@ class GeneratorInpainter:
         return large[:height, :width]
 
 
-@dataclass
-class LoadedPhoto:
-    """A photo as 8-bit RGB for the inpainter, plus what is needed to save it back in its own format."""
-
-    rgb: np.ndarray
-    original: Image.Image
-
-    def restore(self, rgb: np.ndarray, changed: np.ndarray) -> Image.Image:
-        """The output photo: the input's mode, size and (for RGBA) alpha; only `changed` pixels differ."""
-        mode = self.original.mode
-        if mode in ("I;16", "I;16B", "I;16L", "I"):
-            values = np.asarray(self.original).copy()
-            grey = np.asarray(Image.fromarray(rgb).convert("L")).astype(np.int64) * 257
-            values[changed] = grey[changed].astype(values.dtype)
-            return Image.fromarray(values)
-        if mode in ("L", "LA", "RGBA"):
-            colour = Image.fromarray(rgb).convert("L" if mode.startswith("L") else "RGB")
-            if mode.endswith("A"):
-                colour.putalpha(self.original.getchannel("A"))
-            return colour
-        return Image.fromarray(rgb)
-
-
-def load_photo(path: str | Path) -> LoadedPhoto:
-    image = open_image(path)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        rgb = np.asarray(Image.fromarray((np.asarray(image) // 257).astype(np.uint8)).convert("RGB"))
-    else:
-        rgb = np.asarray(image.convert("RGB"))
-    return LoadedPhoto(rgb=rgb, original=image)
-
-
-def save_photo(image: Image.Image, path: str | Path) -> None:
-    """Save atomically in the format the extension names; a missing directory is a clear error."""
-    target = Path(path)
-    if not target.parent.is_dir():
-        raise InputError(f"{target}: the output directory {target.parent} does not exist")
-    if target.suffix.lower() not in Image.registered_extensions():
-        raise InputError(f"{target}: unknown image extension {target.suffix!r}")
-    if target.suffix.lower() in (".jpg", ".jpeg") and image.mode not in ("RGB", "L"):
-        image = image.convert("RGB")
-    options = {"quality": 95} if target.suffix.lower() in (".jpg", ".jpeg") else {}
-    with atomic_file(target) as tmp:
-        image.save(tmp, **options)
-
-
-def remove_from_photo(photo: LoadedPhoto, mask: np.ndarray, inpaint: Inpainter) -> Image.Image:
-    """Fill `mask` in the photo with `inpaint`; pixels outside the mask keep their original values."""
+def remove_from_photo(photo: LoadedPhoto, mask: np.ndarray, inpaint: Inpainter) -> PhotoPixels:
+    """Fill `mask` in the photo with `inpaint`; pixels outside the mask keep their original values (and depth)."""
     if mask.shape != photo.rgb.shape[:2]:
         raise InputError(f"mask is {mask.shape[1]}x{mask.shape[0]}, the photo is "
                          f"{photo.rgb.shape[1]}x{photo.rgb.shape[0]}")
     if not mask.any():
-        return photo.original.copy()
+        return photo.source
     filled = inpaint(photo.rgb, mask)
     return photo.restore(filled, mask)
