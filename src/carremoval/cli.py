@@ -2,8 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import signal
 import sys
+import threading
+import traceback
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +19,12 @@ from carremoval.io import InputError, read_mask
 from carremoval.params import load_params, package_repo, resolve_path
 from carremoval.video.auto_masks import CAR_CHOICES, AutoMaskSettings
 from carremoval.video.flow import FLOW_METHODS
+from carremoval.video.io import is_video_path
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_UNAVAILABLE = 0, 1, 2, 3
+EXIT_INTERRUPTED, EXIT_TERMINATED = 128 + signal.SIGINT, 128 + signal.SIGTERM
+MODEL_ENV = "CARREMOVAL_MODEL"
+DEVICE_TYPES = ("auto", "cpu", "cuda")
 INPAINTERS = ("textured", "generator", "patchmatch", "telea", "ns")
 SEGMENTERS = ("espnetv2", "espnetv2_city", "espnetv2_voc", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large")
 # carremoval.segmentation.MODELS, named here so that --help does not import torch (a test keeps them equal)
@@ -27,9 +37,20 @@ masks:
   DIR    one binary PNG per frame (sorted by name), same size as the frames; 255 = car
   FILE   one binary PNG for the photo, or for every frame of a video
 
+output:
+  photo  any image format Pillow writes, by the extension (.jpg, .png, .webp, .tif, ...)
+  video  .mp4 .mov .m4v: H.264; .mkv: FFV1, lossless; .avi: MJPEG; .webm: VP9; .gif: a palette per frame.
+         Each frame keeps its timestamp (a variable frame rate too; .avi to the nearest frame, .gif to 1/100 s)
+         and the audio is kept (.gif has none). The default name is INPUT_nocar with INPUT's extension;
+         .mpg, .mpeg, .wmv and .flv are read but not written: their default output is INPUT_nocar.mp4
+
+model (--inpainter textured or generator), the first of:
+  --model FILE; else $CARREMOVAL_MODEL; else models/generator.pt of the repository this package is installed
+  from; else ~/.cache/carremoval/generator.pt ($XDG_CACHE_HOME/carremoval/generator.pt when set)
+
 exit codes:
   0 done, 1 unexpected failure, 2 bad input (the message names the file), 3 model, segmenter or RAFT weights
-  unavailable
+  unavailable, 130 / 143 interrupted (Ctrl-C / SIGTERM); nothing is left under the output name unless 0
 
 examples:
   carremoval remove street.jpg -o clean.jpg --masks street.mask.png
@@ -43,6 +64,10 @@ class Unavailable(Exception):
     """A model or segmenter the command needs cannot be loaded here."""
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is so that temp files are cleaned up as for Ctrl-C."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="carremoval", description="Remove cars from photos and videos.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -54,13 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("input", type=Path, help="a photo (.jpg, .png, ...) or a video (.mp4, .avi, .mkv, ...)")
     remove.add_argument("-o", "--output", type=Path,
-                        help="where to write the result (default: INPUT's name with _nocar, same format)")
+                        help="where to write the result (default: INPUT's name with _nocar, same format; see "
+                             "output below)")
     remove.add_argument("--masks", default="auto", help="auto | DIR | FILE (see below; default: auto)")
     remove.add_argument("--cars", choices=CAR_CHOICES,
                         help="with --masks auto, which cars go: all, the largest, or those moving against the "
                              "background (parked cars stay) (default: moving for a video, all for a photo; a "
                              "photo has no motion, so moving means all there)")
-    remove.add_argument("--model", type=Path, help="generator weights (default: <repo>/models/generator.pt)")
+    remove.add_argument("--model", type=Path,
+                        help=f"generator weights (default: ${MODEL_ENV}, else the repository's "
+                             "models/generator.pt, else ~/.cache/carremoval/generator.pt; see model below)")
     remove.add_argument("--inpainter", choices=INPAINTERS, default="textured",
                         help="what fills pixels no frame ever shows: textured (the trained generator's structure "
                              "with the photo's own texture copied along it, sharp at any resolution), generator "
@@ -75,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("--save-masks", type=Path, metavar="DIR",
                         help="write the hole actually replaced (car and shadow, dilated) as PNGs into DIR: "
                              "<input name>.png for a photo, 00000.png ... per frame for a video")
-    remove.add_argument("--device", default="auto", help="auto | cpu | cuda (default: auto)")
+    remove.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
     remove.add_argument("--segmenter", choices=SEGMENTERS,
                         help="for --masks auto: ESPNetv2 on Cityscapes and PASCAL VOC together, one of them, or "
                              "DeepLabV3 (torchvision; slow on a CPU) (default: espnetv2 for a photo, espnetv2_voc "
@@ -98,11 +126,49 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def default_output(input_path: Path) -> Path:
-    return input_path.with_name(f"{input_path.stem}_nocar{input_path.suffix}")
+    """INPUT_nocar.<same extension>; for a video whose container we do not write, INPUT_nocar.mp4."""
+    if is_photo(input_path):
+        return input_path.with_name(f"{input_path.stem}_nocar{input_path.suffix}")
+    from carremoval.video.io import default_video_output
+
+    return default_video_output(input_path)
+
+
+def user_model_path() -> Path:
+    """The installed default model: $XDG_CACHE_HOME/carremoval/generator.pt, else ~/.cache/carremoval/..."""
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "carremoval" / "generator.pt"
+
+
+def model_candidates(model: Path | None) -> list[tuple[str, Path]]:
+    """Where the generator is looked for, in order, each with where that place comes from: --model alone when
+    given, else $CARREMOVAL_MODEL alone when set, else this package's repository and the user cache."""
+    if model is not None:
+        return [("--model", model)]
+    if os.environ.get(MODEL_ENV):
+        return [(f"${MODEL_ENV}", Path(os.path.expanduser(os.environ[MODEL_ENV])))]
+    places = []
+    repo = package_repo()
+    if repo is not None:
+        places.append(("the package's repository", repo / "models" / "generator.pt"))
+    places.append(("the user cache", user_model_path()))
+    return places
+
+
+def find_model(model: Path | None) -> Path:
+    """The first generator file of model_candidates, or Unavailable listing every place looked at."""
+    places = model_candidates(model)
+    for _, path in places:
+        if path.is_file():
+            return path
+    looked = "; ".join(f"{path}: no trained generator there ({origin})" for origin, path in places)
+    raise Unavailable(f"{looked}. Run `make repro`, pass --model FILE, set ${MODEL_ENV}, or use --inpainter "
+                      "telea, ns or patchmatch")
 
 
 def is_photo(path: Path) -> bool:
-    return path.suffix.lower() in Image.registered_extensions() and path.suffix.lower() not in (".gif",)
+    """An image by its extension; GIF and the MPEG extensions Pillow also reads are videos here."""
+    return path.suffix.lower() in Image.registered_extensions() and not is_video_path(path)
 
 
 def build_inpainter(args: argparse.Namespace, device):
@@ -115,10 +181,7 @@ def build_inpainter(args: argparse.Namespace, device):
         return patchmatch()
     if args.inpainter in ("telea", "ns"):
         return cv2_inpainter(args.inpainter)
-    model = args.model or (package_repo() or Path.cwd()) / "models" / "generator.pt"
-    if not model.is_file():
-        raise Unavailable(f"{model}: no trained generator there; run `make repro`, pass --model, "
-                          "or use --inpainter patchmatch")
+    model = find_model(args.model)
     generator = GeneratorInpainter.from_checkpoint(model, device, CropPolicy(feather_px=args.dilate // 2))
     return TexturedInpainter(generator) if args.inpainter == "textured" else generator
 
@@ -176,7 +239,14 @@ def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
                          "left to fill it from")
     inpaint = build_inpainter(args, device) if mask.any() else None
     result = remove_from_photo(photo, mask, inpaint)
-    save_photo(result, output)
+    try:
+        save_photo(result, output)
+    except (KeyError, ValueError) as err:
+        raise InputError(f"{output}: cannot write this photo as {output.suffix} ({err})") from None
+    except OSError as err:
+        if err.errno is not None:  # a real I/O error (disk full, permissions), not the format refusing the photo
+            raise
+        raise InputError(f"{output}: cannot write this photo as {output.suffix} ({err})") from None
     if args.save_masks is not None:
         write_mask(args.save_masks / f"{args.input.stem}.png", mask)
     if not mask.any():
@@ -225,40 +295,105 @@ def write_mask(path: Path, mask: np.ndarray) -> None:
     Image.fromarray(np.where(mask, 255, 0).astype(np.uint8)).save(path)
 
 
-def run_remove(args: argparse.Namespace) -> str:
-    from carremoval.device import select_device
-
-    output = args.output or default_output(args.input)
+def check_arguments(args: argparse.Namespace, output: Path) -> None:
+    """InputError for arguments that cannot work, before any file is read or model loaded."""
     if not args.input.is_file():
-        raise InputError(f"{args.input}: file not found")
+        raise InputError(f"{args.input}: " + ("a folder, not a file" if args.input.is_dir() else "file not found"))
     if output.resolve() == args.input.resolve():
         raise InputError(f"{output}: the output would overwrite the input; choose another name")
-    if args.segment_every < 1:
-        raise InputError(f"--segment-every {args.segment_every}: must be at least 1")
-    if args.save_masks is not None:
-        if args.save_masks.exists() and not args.save_masks.is_dir():
-            raise InputError(f"--save-masks {args.save_masks}: not a folder")
-        args.save_masks.mkdir(parents=True, exist_ok=True)
     if not output.parent.is_dir():
         raise InputError(f"{output}: the output directory {output.parent} does not exist")
-    device = select_device(args.device)
+    if output.is_dir():
+        raise InputError(f"{output}: the output is a folder; name a file")
+    for option, value in (("--dilate", args.dilate), ("--shadow-margin", args.shadow_margin)):
+        if value < 0:
+            raise InputError(f"{option} {value}: must be 0 or more")
+    if args.segment_every < 1:
+        raise InputError(f"--segment-every {args.segment_every}: must be at least 1")
+    if args.save_masks is not None and args.save_masks.exists() and not args.save_masks.is_dir():
+        raise InputError(f"--save-masks {args.save_masks}: not a folder")
+    if is_photo(args.input):
+        check_photo_output(output)
+    else:
+        from carremoval.video.io import check_output_path
+
+        check_output_path(output, args.lossless)
+
+
+def check_photo_output(output: Path) -> None:
+    """InputError unless Pillow writes the format the output's extension names."""
+    image_format = Image.registered_extensions().get(output.suffix.lower())
+    if image_format is None or image_format not in Image.SAVE:
+        raise InputError(f"{output}: a photo's output must be an image Pillow writes (.jpg, .png, .webp, .tif, "
+                         f"...), not {output.suffix or 'a name without extension'!r}")
+
+
+def device_from_argument(name: str):
+    """The torch device, or InputError for a name that is no device or CUDA where there is none."""
+    from carremoval import device
+
+    kind, _, number = name.partition(":")
+    if kind not in DEVICE_TYPES or (number and (kind != "cuda" or not number.isdigit())):
+        raise InputError(f"--device {name}: expected auto, cpu, cuda or cuda:N")
+    try:
+        return device.select_device(name)
+    except RuntimeError as err:
+        raise InputError(f"--device {name}: {err}") from None
+
+
+def run_remove(args: argparse.Namespace) -> str:
+    output = args.output or default_output(args.input)
+    check_arguments(args, output)
+    device = device_from_argument(args.device)
+    if args.save_masks is not None:
+        args.save_masks.mkdir(parents=True, exist_ok=True)
     runner = remove_photo if is_photo(args.input) else remove_video_file
-    return runner(args, output, device)
+    message = runner(args, output, device)
+    if args.output is None and output.suffix != args.input.suffix:
+        message += f" ({args.input.suffix} is read but not written; the output is {output.suffix})"
+    return message
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises Terminated (in the main thread only: elsewhere signals cannot be caught)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        print(run_remove(args))
+        with sigterm_as_interrupt():
+            print(run_remove(args))
     except InputError as err:
         print(f"carremoval: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except Unavailable as err:
         print(f"carremoval: error: {err}", file=sys.stderr)
         return EXIT_UNAVAILABLE
+    except Terminated:
+        print("carremoval: terminated; no output written", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("carremoval: interrupted; no output written", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:  # noqa: BLE001 - the CLI reports every failure in one line, -v adds the traceback
+        if args.verbose:
+            traceback.print_exc()
+        first_line = next(iter(str(err).splitlines()), "")
+        print(f"carremoval: error: unexpected failure: {type(err).__name__}: {first_line}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
 

@@ -9,35 +9,55 @@ from typing import Any, Callable
 import numpy as np
 from tqdm import tqdm
 
+from carremoval.io import InputError
 from carremoval.video.io import VideoReader, VideoWriter, check_output_path
 from carremoval.video.mask_sources import MaskSource, with_masks
 from carremoval.video.temporal import Inpainter, RemovalStats, TemporalConfig, remove_frames
+
+MIN_SIDE = 12  # OpenCV's DIS optical flow needs frames at least this wide or high
 
 
 def remove_video(input_path: str | os.PathLike, output_path: str | os.PathLike, masks: MaskSource,
                  inpaint: Inpainter, config: TemporalConfig, progress: bool = True,
                  on_hole: Callable[[int, np.ndarray], None] | None = None) -> dict[str, Any]:
     """Write `input_path` without the masked car to `output_path` (.mp4/.mov/.m4v: H.264 at `config.crf`;
-    .mkv: FFV1, lossless). Size, frame rate, frame count and audio are kept. Returns stats. `on_hole(index, hole)`
-    is told each frame's hole as replaced (the car, and its shadow with config.shadow auto).
+    .mkv: FFV1, lossless; .avi, .webm, .gif: see VideoWriter). Size, frame count, each frame's timestamp (a
+    variable frame rate too) and audio are kept. Returns stats. `on_hole(index, hole)` is told each frame's hole
+    as replaced (the car, and its shadow with config.shadow auto).
 
-    Raises carremoval.io.InputError naming the file for an unreadable, corrupt or truncated video, masks that do
-    not match the frames in size or count, or an output path in a missing folder; the output name then holds
-    nothing new (the video is written to a temp file and renamed at the end).
+    Raises carremoval.io.InputError naming the file for an unreadable, corrupt or truncated video, frames too
+    small for the flow, masks that do not match the frames in size or count or that cover every pixel of every
+    frame (nothing to fill from), or an output path in a missing folder; the output name then holds nothing new
+    (the video is written to a temp file and renamed at the end).
     """
     check_output_path(output_path, config.lossless)
     reader = VideoReader(input_path)
     info = reader.info
+    if max(info.width, info.height) < MIN_SIDE:
+        raise InputError(f"{input_path}: {info.width}x{info.height} is too small: the optical flow needs frames at "
+                         f"least {MIN_SIDE} pixels wide or high")
     stats = RemovalStats()
+    background_seen = False
+
+    def watch_hole(index: int, hole: np.ndarray) -> None:
+        nonlocal background_seen
+        background_seen = background_seen or not hole.all()
+        if on_hole is not None:
+            on_hole(index, hole)
+
     start = time.perf_counter()
-    with VideoWriter(output_path, info.width, info.height, info.fps, crf=config.crf, lossless=config.lossless,
+    with VideoWriter(output_path, info.width, info.height, info.fps, time_base=info.time_base,
+                     base_rate=info.base_rate, crf=config.crf, lossless=config.lossless,
                      audio_from=input_path if info.has_audio else None) as writer:
         frames, mask_stream = _split(with_masks(reader, masks))
-        removed = remove_frames(frames, mask_stream, inpaint, config, stats, on_hole)
-        for output in tqdm(removed, total=info.frames or None,
-                           unit="frame", desc=f"removing {os.path.basename(str(input_path))}", disable=not progress):
-            writer.write(output)
+        removed = remove_frames(frames, mask_stream, inpaint, config, stats, watch_hole)
+        for output in tqdm(removed, total=info.frames or None, unit="frame",
+                           desc=f"removing {os.path.basename(str(input_path))}", disable=not progress):
+            writer.write(output, reader.times.popleft())  # the frames come out in order, each after its input
         masks.check_count(reader.decoded)
+        if not background_seen:
+            raise InputError(f"{input_path}: the mask covers every pixel of all {reader.decoded} frames: there is no "
+                             "background left to fill them from")
         writer.audio_offset = reader.start_time
     seconds = time.perf_counter() - start
     result = stats.to_dict()
