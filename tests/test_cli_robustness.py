@@ -113,7 +113,7 @@ def test_a_photo_format_pillow_cannot_write_exits_2(tmp_path, photo, capsys):
     code, err = run(capsys, source, "-o", tmp_path / "x.xpm", "--masks", mask)  # Pillow reads XPM, never writes it
     assert code == EXIT_BAD_INPUT and "x.xpm" in err and "'.xpm'" in err
     code, err = run(capsys, source, "-o", tmp_path / "x.xbm", "--masks", mask)  # XBM is 1-bit only
-    assert code == EXIT_BAD_INPUT and "x.xbm: cannot write this photo as .xbm" in err
+    assert code == EXIT_BAD_INPUT and "x.xbm: cannot write a RGB photo as XBM" in err
     assert names(tmp_path) == ["street.mask.png", "street.png"]
 
 

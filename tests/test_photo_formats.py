@@ -12,7 +12,7 @@ from PIL import Image, ImageCms, ImageOps
 
 from carremoval.cli import EXIT_BAD_INPUT, EXIT_OK, main
 from carremoval.io import InputError, read_mask
-from carremoval.removal import load_photo
+from carremoval.photo_io import load_photo
 
 HEIGHT, WIDTH = 48, 64
 BOX = (slice(14, 30), slice(20, 44))   # the car: rows, columns

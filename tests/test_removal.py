@@ -8,14 +8,13 @@ from PIL import Image
 
 from carremoval.io import InputError, read_mask, read_rgb
 from carremoval.masks import dilate
+from carremoval.photo_io import load_photo, save_photo
 from carremoval.removal import (
     CropPolicy,
     GeneratorInpainter,
     context_crop,
     hole_boxes,
-    load_photo,
     remove_from_photo,
-    save_photo,
 )
 
 

@@ -230,7 +230,8 @@ def photo_mask(args: argparse.Namespace, rgb: np.ndarray) -> np.ndarray:
 
 
 def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
-    from carremoval.removal import load_photo, remove_from_photo, save_photo
+    from carremoval.photo_io import load_photo, save_photo
+    from carremoval.removal import remove_from_photo
 
     photo = load_photo(args.input)
     mask = photo_mask(args, photo.rgb)
@@ -239,14 +240,7 @@ def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
                          "left to fill it from")
     inpaint = build_inpainter(args, device) if mask.any() else None
     result = remove_from_photo(photo, mask, inpaint)
-    try:
-        save_photo(result, output)
-    except (KeyError, ValueError) as err:
-        raise InputError(f"{output}: cannot write this photo as {output.suffix} ({err})") from None
-    except OSError as err:
-        if err.errno is not None:  # a real I/O error (disk full, permissions), not the format refusing the photo
-            raise
-        raise InputError(f"{output}: cannot write this photo as {output.suffix} ({err})") from None
+    save_photo(result, output)
     if args.save_masks is not None:
         write_mask(args.save_masks / f"{args.input.stem}.png", mask)
     if not mask.any():

@@ -12,7 +12,7 @@ from carremoval.data import image_to_tensor, mask_to_tensor, tensor_to_image
 from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
 from carremoval.masks import hole_boxes
-from carremoval.photo_io import LoadedPhoto, PhotoPixels, load_photo, save_photo  # noqa: F401 (imported from here)
+from carremoval.photo_io import LoadedPhoto, PhotoPixels
 
 
 @dataclass(frozen=True)
