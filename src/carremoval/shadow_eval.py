@@ -71,7 +71,8 @@ def changed_region(frame: np.ndarray, background: np.ndarray, cars: np.ndarray) 
 def fixed_camera(path: str | os.PathLike, segmenter: Segmenter, inpaint: Inpainter, config: TemporalConfig,
                  settings: FixedCameraSettings = FixedCameraSettings()) -> dict[str, float]:
     """Changed-region PSNR against the clean background with shadow auto and off (both given the bodies only),
-    and the mean share of the frame added to the hole outside the changed region (stray)."""
+    the mean share of the frame added to the hole outside the changed region (stray), and the share of the
+    changed region outside the body-only hole (the most a shadow mask can still add)."""
     background = clean_background(path, settings.median_step)
     frames = list(itertools.islice(VideoReader(path), settings.start, settings.start + settings.frames))
     bodies, changed = zip(*(changed_region(frame, background, segmenter(frame)) for frame in frames))
@@ -86,6 +87,7 @@ def fixed_camera(path: str | os.PathLike, segmenter: Segmenter, inpaint: Inpaint
     result["stray_share"] = float(np.mean([(a & ~c).mean() for a, c in zip(added, changed)]))
     result["shadow_covered"] = _share([a & c & ~dilate(b, config.dilate_px) for a, b, c in zip(added, bodies, changed)],
                                       [c & ~dilate(b, config.dilate_px) for b, c in zip(bodies, changed)])
+    result["changed_beyond_body_hole"] = _share([c & ~h for c, h in zip(changed, holes_by_mode["off"])], changed)
     result["psnr_gain"] = result["psnr_auto"] - result["psnr_off"]
     return result
 
