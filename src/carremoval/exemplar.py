@@ -347,21 +347,37 @@ def _keep_better(wanted: np.ndarray, descriptors: np.ndarray, valid: np.ndarray,
 
 def _copy_full_resolution(image: np.ndarray, hole: np.ndarray, forbidden: np.ndarray, structure: np.ndarray,
                           matches: np.ndarray, small: _Level) -> np.ndarray:
-    """Copy each full-resolution hole pixel from its source along the NNF scaled up; where the scaled source
-    falls on a forbidden pixel or off the crop, the structure stays."""
+    """Copy each full-resolution hole pixel along the NNF scaled up: the copies made along the offsets of the four
+    nearest matching-scale cells, blended bilinearly (where neighbouring cells copy from one place this is that
+    place's pixel, sharp; where they copy from different places the seam is a cross-fade one cell wide, not a
+    block edge). Offsets whose source falls on a forbidden pixel or off the crop do not vote; with none left,
+    the structure stays."""
     height, width = hole.shape
     small_w, small_h = small.size
     field = np.zeros((small_h, small_w, 2), np.float32)
     field[small.targets[:, 0], small.targets[:, 1]] = matches - small.targets
     rows, cols = np.nonzero(hole)
-    small_rows = np.minimum(rows * small_h // height, small_h - 1)
-    small_cols = np.minimum(cols * small_w // width, small_w - 1)
-    offset = field[small_rows, small_cols]
-    source = np.rint(np.stack([rows, cols], axis=1) + offset * (height / small_h, width / small_w)).astype(np.int64)
-    ok = _inside(source, hole.shape)
-    ok[ok] = ~forbidden[source[ok, 0], source[ok, 1]]
-    result = structure.copy()
-    result[rows[ok], cols[ok]] = image[source[ok, 0], source[ok, 1]]
+    here = np.stack([rows, cols], axis=1)
+    ratio = np.array([height / small_h, width / small_w], np.float32)
+    at = (here + 0.5) / ratio - 0.5                     # each hole pixel at the matching scale (continuous)
+    corner = np.floor(at).astype(np.int64)
+    share = at - corner
+    total = np.zeros((len(rows), 3), np.float32)
+    weight = np.zeros(len(rows), np.float32)
+    for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+        cell_y = np.clip(corner[:, 0] + dy, 0, small_h - 1)
+        cell_x = np.clip(corner[:, 1] + dx, 0, small_w - 1)
+        cell_weight = (share[:, 0] if dy else 1 - share[:, 0]) * (share[:, 1] if dx else 1 - share[:, 1])
+        source = np.rint(here + field[cell_y, cell_x] * ratio).astype(np.int64)
+        ok = (small.index[cell_y, cell_x] >= 0) & _inside(source, hole.shape)
+        ok[ok] = ~forbidden[source[ok, 0], source[ok, 1]]
+        votes = np.where(ok, cell_weight, 0).astype(np.float32)
+        clipped = np.clip(source, 0, [height - 1, width - 1])
+        total += votes[:, None] * image[clipped[:, 0], clipped[:, 1]]
+        weight += votes
+    result = structure.astype(np.float32)
+    voted = weight > 1e-6
+    result[rows[voted], cols[voted]] = total[voted] / weight[voted, None]
     return result
 
 
