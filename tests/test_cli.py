@@ -33,13 +33,50 @@ def davis_clip(tmp_path_factory, shared_data):
     return root / "clip.mkv", masks
 
 
-def test_help_lists_the_options_and_exit_codes(capsys):
+def remove_help(capsys, monkeypatch, columns: int = 118) -> str:
+    monkeypatch.setenv("COLUMNS", str(columns))
     with pytest.raises(SystemExit) as exit_info:
         main(["remove", "--help"])
     assert exit_info.value.code == 0
-    text = capsys.readouterr().out
-    for option in ("--masks", "--model", "--dilate", "--device", "--shadow-margin", "exit codes"):
+    return capsys.readouterr().out
+
+
+def test_help_lists_the_options_and_points_to_the_exit_codes(capsys, monkeypatch, repo):
+    text = remove_help(capsys, monkeypatch)
+    for option in ("--masks", "--model", "--dilate", "--device", "--shadow-margin", "--save-masks", "--inpainter"):
         assert option in text
+    assert text.rstrip().splitlines()[-1].startswith("masks, output formats, where the model is looked for, exit "
+                                                     "codes: docs/cli.md")
+    assert "## Exit codes" in (repo / "docs/cli.md").read_text(encoding="utf-8")
+
+
+def test_help_fits_one_screen_with_the_examples_first(capsys, monkeypatch):
+    lines = remove_help(capsys, monkeypatch).rstrip().splitlines()
+    assert len(lines) <= 45 and max(map(len, lines)) <= 118
+    assert lines[0] == "usage: carremoval remove [options] INPUT"
+    assert lines.index("examples:") < lines.index("positional arguments:")
+
+
+def test_the_exit_codes_of_docs_cli_are_the_programs(repo):
+    """docs/cli.md's exit-code table lists exactly the codes main() returns."""
+    from carremoval import cli
+
+    text = (repo / "docs/cli.md").read_text(encoding="utf-8").split("## Exit codes", 1)[1]
+    documented = set()
+    for line in text.splitlines():
+        if line.startswith("| ") and line[2].isdigit():
+            documented |= {int(code) for code in line.split("|")[1].split("/")}
+    assert documented == {cli.EXIT_OK, cli.EXIT_FAILED, cli.EXIT_BAD_INPUT, cli.EXIT_UNAVAILABLE,
+                          cli.EXIT_INTERRUPTED, cli.EXIT_TERMINATED}
+
+
+def test_version_is_the_package_metadata(capsys):
+    from importlib.metadata import version
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version"])
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.strip() == f"carremoval {version('carremoval')}"
 
 
 def test_photo_with_a_given_mask_changes_only_the_dilated_hole(tmp_path, shared_data):

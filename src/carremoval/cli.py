@@ -30,34 +30,29 @@ SEGMENTERS = ("espnetv2", "espnetv2_city", "espnetv2_voc", "deeplabv3_resnet101"
 # carremoval.segmentation.MODELS, named here so that --help does not import torch (a test keeps them equal)
 DEFAULT_SEGMENTER = {"photo": "espnetv2", "video": "espnetv2_voc"}   # = params.yaml evaluate_segmentation
 
-EPILOG = """\
-masks:
-  auto   find the cars with a segmenter (default ESPNetv2, offline with the weights of this repository's
-         params.yaml: segment.weights); a video is segmented every few frames and the masks carried along the flow
-  DIR    one binary PNG per frame (sorted by name), same size as the frames; 255 = car
-  FILE   one binary PNG for the photo, or for every frame of a video
-
-output:
-  photo  any image format Pillow writes, by the extension (.jpg, .png, .webp, .tif, ...)
-  video  .mp4 .mov .m4v: H.264; .mkv: FFV1, lossless; .avi: MJPEG; .webm: VP9; .gif: a palette per frame.
-         Each frame keeps its timestamp (a variable frame rate too; .avi to the nearest frame, .gif to 1/100 s)
-         and the audio is kept (.gif has none). The default name is INPUT_nocar with INPUT's extension;
-         .mpg, .mpeg, .wmv and .flv are read but not written: their default output is INPUT_nocar.mp4
-
-model (--inpainter textured or generator), the first of:
-  --model FILE; else $CARREMOVAL_MODEL; else models/generator.pt of the repository this package is installed
-  from; else ~/.cache/carremoval/generator.pt ($XDG_CACHE_HOME/carremoval/generator.pt when set)
-
-exit codes:
-  0 done, 1 unexpected failure, 2 bad input (the message names the file), 3 model, segmenter or RAFT weights
-  unavailable, 130 / 143 interrupted (Ctrl-C / SIGTERM); nothing is left under the output name unless 0
+EXAMPLES = """\
+Remove the cars from a photo or a video and fill their place with background. Pixels outside the hole
+(car, shadow, dilation) stay as they were.
 
 examples:
-  carremoval remove street.jpg -o clean.jpg --masks street.mask.png
-  carremoval remove drive.mp4 -o clean.mp4 --masks masks/ --dilate 9
-  carremoval remove drive.mp4 -o clean.mkv --lossless
-  carremoval remove street.jpg --cars largest
+  carremoval remove street.jpg                          every car, found automatically -> street_nocar.jpg
+  carremoval remove street.jpg --masks street.mask.png  your own mask: a PNG, 255 = car
+  carremoval remove street.jpg --save-masks holes/      also write the hole that was replaced
+  carremoval remove drive.mp4 -o clean.mp4              a video: the moving cars go, parked cars stay
+  carremoval remove dashcam.mp4 --cars all              every car, also those the camera follows
+  carremoval remove drive.mp4 -o clean.mkv --lossless   lossless video (FFV1)
 """
+MORE_HELP = ("masks, output formats, where the model is looked for, exit codes: docs/cli.md "
+             "(in the carremoval repository)")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """One line per option: help texts start at column 30, lines up to 118 columns (less on a narrow terminal)."""
+
+    def __init__(self, prog: str) -> None:
+        import shutil
+
+        super().__init__(prog, max_help_position=30, width=min(shutil.get_terminal_size().columns, 118))
 
 
 class Unavailable(Exception):
@@ -68,60 +63,62 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program is so that temp files are cleaned up as for Ctrl-C."""
 
 
+def package_version() -> str:
+    """The installed package's version (its metadata), or "unknown" when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("carremoval")
+    except PackageNotFoundError:
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="carremoval", description="Remove cars from photos and videos.")
+    parser = argparse.ArgumentParser(prog="carremoval", description="Remove cars from photos and videos.",
+                                     epilog="carremoval remove --help: the options and examples")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
     remove = commands.add_parser(
-        "remove", help="remove the car(s) from a photo or a video", epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Fill the car's pixels with plausible background; every pixel outside the dilated mask "
-                    "is left as it was (bit-identical in lossless outputs).",
+        "remove", help="remove the car(s) from a photo or a video", usage="%(prog)s [options] INPUT",
+        description=EXAMPLES, epilog=MORE_HELP, formatter_class=HelpFormatter,
     )
-    remove.add_argument("input", type=Path, help="a photo (.jpg, .png, ...) or a video (.mp4, .avi, .mkv, ...)")
-    remove.add_argument("-o", "--output", type=Path,
-                        help="where to write the result (default: INPUT's name with _nocar, same format; see "
-                             "output below)")
-    remove.add_argument("--masks", default="auto", help="auto | DIR | FILE (see below; default: auto)")
-    remove.add_argument("--cars", choices=CAR_CHOICES,
-                        help="with --masks auto, which cars go: all, the largest, or those moving against the "
-                             "background (parked cars stay) (default: moving for a video, all for a photo; a "
-                             "photo has no motion, so moving means all there)")
-    remove.add_argument("--model", type=Path,
-                        help=f"generator weights (default: ${MODEL_ENV}, else the repository's "
-                             "models/generator.pt, else ~/.cache/carremoval/generator.pt; see model below)")
-    remove.add_argument("--inpainter", choices=INPAINTERS, default="textured",
-                        help="what fills pixels no frame ever shows: textured (the trained generator's structure "
-                             "with the photo's own texture copied along it, sharp at any resolution), generator "
-                             "(its smooth fill alone), patchmatch, or OpenCV's telea / ns (default: textured)")
-    remove.add_argument("--dilate", type=int, default=7, help="grow the mask by this many pixels (default 7)")
-    remove.add_argument("--shadow", choices=("auto", "off"), default="auto",
-                        help="auto: also remove each car's ground shadow (pixels beside the car darker than the "
-                             "ground, its colour kept; in a video, darker than what the other frames show there); "
-                             "off: the car mask only (default: auto)")
-    remove.add_argument("--shadow-margin", type=int, default=0, metavar="PX",
-                        help="also remove this many pixels below the car, a fixed band (default 0)")
-    remove.add_argument("--save-masks", type=Path, metavar="DIR",
-                        help="write the hole actually replaced (car and shadow, dilated) as PNGs into DIR: "
-                             "<input name>.png for a photo, 00000.png ... per frame for a video")
-    remove.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N (default: auto)")
-    remove.add_argument("--segmenter", choices=SEGMENTERS,
-                        help="for --masks auto: ESPNetv2 on Cityscapes and PASCAL VOC together, one of them, or "
-                             "DeepLabV3 (torchvision; slow on a CPU) (default: espnetv2 for a photo, espnetv2_voc "
-                             "for a video)")
-    remove.add_argument("--segmenter-weights",
-                        help="for --masks auto: a weights file or a folder holding them, or DEFAULT (the torch hub "
-                             "cache, else downloaded) (default: segment.weights of this repository's params.yaml)")
-    remove.add_argument("--segment-every", type=int, default=AutoMaskSettings.every, metavar="K",
-                        help="video, --masks auto: run the segmenter on every K-th frame and carry its masks along "
-                             f"the optical flow between (default {AutoMaskSettings.every})")
-    remove.add_argument("--flow", choices=FLOW_METHODS, default="dis",
-                        help="video: optical flow, OpenCV DIS or torchvision RAFT (learned, for fast pans where "
-                             "DIS fails; needs pretrained weights; slow on a CPU) (default: dis)")
-    remove.add_argument("--flow-weights", default="DEFAULT",
-                        help="for --flow raft_*: DEFAULT (torchvision) or a .pth state dict")
-    remove.add_argument("--lossless", action="store_true", help="video: encode losslessly (FFV1; use .mkv)")
-    remove.add_argument("--no-progress", action="store_true", help="no progress bar")
-    remove.add_argument("-v", "--verbose", action="store_true", help="log more")
+    remove.add_argument("input", type=Path, metavar="INPUT", help="a photo (.jpg, .png, ...) or a video (.mp4, .mkv, ...)")
+    remove.add_argument("-o", "--output", type=Path, metavar="FILE",
+                        help="the result (default: INPUT_nocar, same format); its extension sets the format")
+
+    masks = remove.add_argument_group("what goes")
+    masks.add_argument("--masks", default="auto", metavar="auto|DIR|FILE",
+                       help="the cars' masks: found automatically, one PNG per frame in DIR, or one PNG")
+    masks.add_argument("--cars", choices=CAR_CHOICES, metavar="all|largest|moving",
+                       help="with --masks auto (default: moving for a video, all for a photo)")
+    masks.add_argument("--shadow", choices=("auto", "off"), default="auto", metavar="auto|off",
+                       help="also remove each car's shadow (default: auto)")
+    masks.add_argument("--shadow-margin", type=int, default=0, metavar="PX",
+                       help="also remove a band this high below the car (default: 0)")
+    masks.add_argument("--dilate", type=int, default=7, metavar="PX", help="grow the hole by PX pixels (default: 7)")
+    masks.add_argument("--save-masks", type=Path, metavar="DIR", help="write the hole actually replaced as PNGs into DIR")
+    masks.add_argument("--segmenter", choices=SEGMENTERS, metavar="NAME",
+                       help="for --masks auto: espnetv2 (photo default), espnetv2_voc (video default), ...")
+    masks.add_argument("--segmenter-weights", metavar="PATH",
+                       help="for --masks auto: a weights file or folder, or DEFAULT (the torch hub cache)")
+    masks.add_argument("--segment-every", type=int, default=AutoMaskSettings.every, metavar="K",
+                       help=f"video, --masks auto: segment every K-th frame (default: {AutoMaskSettings.every})")
+
+    fill = remove.add_argument_group("how the hole is filled")
+    fill.add_argument("--inpainter", choices=INPAINTERS, default="textured", metavar="NAME",
+                      help="textured (default), generator, patchmatch, telea or ns; the last three need no model")
+    fill.add_argument("--model", type=Path, metavar="FILE",
+                      help="the trained generator (default: $CARREMOVAL_MODEL, models/generator.pt, ~/.cache)")
+    fill.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
+    fill.add_argument("--flow", choices=FLOW_METHODS, default="dis", metavar="NAME",
+                      help="video: optical flow, dis (default), raft_small or raft_large (need weights)")
+    fill.add_argument("--flow-weights", default="DEFAULT", metavar="PATH",
+                      help="for --flow raft_*: DEFAULT (torchvision) or a .pth state dict")
+    fill.add_argument("--lossless", action="store_true", help="video: encode losslessly (FFV1, write .mkv)")
+
+    other = remove.add_argument_group("other")
+    other.add_argument("--no-progress", action="store_true", help="no progress bar")
+    other.add_argument("-v", "--verbose", action="store_true", help="log more; tracebacks of unexpected errors")
     return parser
 
 
