@@ -7,7 +7,7 @@ QUIET  := 2>&1 | { grep -v "is ignored" || true; }
 SHELL  := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 
-.PHONY: install repro test test-fast bench mlflow-ui clean-venv
+.PHONY: install repro test test-fast bench report docs-images mlflow-ui clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,14 @@ test-fast: $(STAMP)
 ## Speed and memory benchmarks with their baselines; writes metrics/bench.json.
 bench: $(STAMP)
 	$(BIN)/python -m carremoval.bench --out metrics/bench.json
+
+## The results tables of README.md and docs/*.md, rendered from metrics/*.json.
+report: $(STAMP)
+	$(BIN)/python -m carremoval.report
+
+## The pictures of docs/img/ (needs models/generator.pt from `make repro`).
+docs-images: $(STAMP)
+	$(BIN)/python -m carremoval.report images
 
 ## MLflow UI on 127.0.0.1:5000 over the repo's tracking store.
 mlflow-ui: $(STAMP)
