@@ -31,19 +31,18 @@ SEGMENTERS = ("espnetv2", "espnetv2_city", "espnetv2_voc", "deeplabv3_resnet101"
 DEFAULT_SEGMENTER = {"photo": "espnetv2", "video": "espnetv2_voc"}   # = params.yaml evaluate_segmentation
 
 EXAMPLES = """\
-Remove the cars from a photo or a video and fill their place with background. Pixels outside the hole
-(car, shadow, dilation) stay as they were.
+Remove the cars from a photo or a video and fill their place with background. Pixels outside
+the hole (car, shadow, dilation) stay as they were.
 
 examples:
-  carremoval remove street.jpg                          every car, found automatically -> street_nocar.jpg
-  carremoval remove street.jpg --masks street.mask.png  your own mask: a PNG, 255 = car
-  carremoval remove street.jpg --save-masks holes/      also write the hole that was replaced
-  carremoval remove drive.mp4 -o clean.mp4              a video: the moving cars go, parked cars stay
-  carremoval remove dashcam.mp4 --cars all              every car, also those the camera follows
-  carremoval remove drive.mp4 -o clean.mkv --lossless   lossless video (FFV1)
+  carremoval remove street.jpg                         every car, found automatically
+  carremoval remove street.jpg --masks car.png         your own mask: a PNG, 255 = car
+  carremoval remove street.jpg --save-masks holes/     also write the hole that was replaced
+  carremoval remove drive.mp4 -o clean.mp4             a video: moving cars go, parked cars stay
+  carremoval remove dashcam.mp4 --cars all             every car, also those the camera follows
+  carremoval remove drive.mp4 -o clean.mkv --lossless  lossless video (FFV1)
 """
-MORE_HELP = ("masks, output formats, where the model is looked for, exit codes: docs/cli.md "
-             "(in the carremoval repository)")
+MORE_HELP = "More (masks, output formats, model lookup, exit codes): docs/cli.md in the carremoval repository"
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -84,13 +83,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     remove.add_argument("input", type=Path, metavar="INPUT", help="a photo (.jpg, .png, ...) or a video (.mp4, .mkv, ...)")
     remove.add_argument("-o", "--output", type=Path, metavar="FILE",
-                        help="the result (default: INPUT_nocar, same format); its extension sets the format")
+                        help="the result (default: INPUT_nocar); its extension sets the format")
 
     masks = remove.add_argument_group("what goes")
     masks.add_argument("--masks", default="auto", metavar="auto|DIR|FILE",
-                       help="the cars' masks: found automatically, one PNG per frame in DIR, or one PNG")
+                       help="auto (default), one PNG per frame in DIR, or one PNG FILE")
     masks.add_argument("--cars", choices=CAR_CHOICES, metavar="all|largest|moving",
-                       help="with --masks auto (default: moving for a video, all for a photo)")
+                       help="with --masks auto (default: moving in a video, all in a photo)")
     masks.add_argument("--shadow", choices=("auto", "off"), default="auto", metavar="auto|off",
                        help="also remove each car's shadow (default: auto)")
     masks.add_argument("--shadow-margin", type=int, default=0, metavar="PX",
@@ -98,20 +97,20 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--dilate", type=int, default=7, metavar="PX", help="grow the hole by PX pixels (default: 7)")
     masks.add_argument("--save-masks", type=Path, metavar="DIR", help="write the hole actually replaced as PNGs into DIR")
     masks.add_argument("--segmenter", choices=SEGMENTERS, metavar="NAME",
-                       help="for --masks auto: espnetv2 (photo default), espnetv2_voc (video default), ...")
+                       help="for --masks auto: espnetv2 (photos), espnetv2_voc (videos), ...")
     masks.add_argument("--segmenter-weights", metavar="PATH",
-                       help="for --masks auto: a weights file or folder, or DEFAULT (the torch hub cache)")
+                       help="a weights file or folder, or DEFAULT (the torch hub cache)")
     masks.add_argument("--segment-every", type=int, default=AutoMaskSettings.every, metavar="K",
                        help=f"video, --masks auto: segment every K-th frame (default: {AutoMaskSettings.every})")
 
     fill = remove.add_argument_group("how the hole is filled")
     fill.add_argument("--inpainter", choices=INPAINTERS, default="textured", metavar="NAME",
-                      help="textured (default), generator, patchmatch, telea or ns; the last three need no model")
+                      help="textured (default), generator; patchmatch, telea, ns need no model")
     fill.add_argument("--model", type=Path, metavar="FILE",
-                      help="the trained generator (default: $CARREMOVAL_MODEL, models/generator.pt, ~/.cache)")
+                      help="the generator (default: $CARREMOVAL_MODEL, models/generator.pt, ...)")
     fill.add_argument("--device", default="auto", metavar="DEV", help="auto | cpu | cuda | cuda:N (default: auto)")
     fill.add_argument("--flow", choices=FLOW_METHODS, default="dis", metavar="NAME",
-                      help="video: optical flow, dis (default), raft_small or raft_large (need weights)")
+                      help="video: optical flow, dis (default), raft_small, raft_large")
     fill.add_argument("--flow-weights", default="DEFAULT", metavar="PATH",
                       help="for --flow raft_*: DEFAULT (torchvision) or a .pth state dict")
     fill.add_argument("--lossless", action="store_true", help="video: encode losslessly (FFV1, write .mkv)")
