@@ -7,6 +7,7 @@ models/generator.pt of this repository (`make repro`).
 """
 from __future__ import annotations
 
+import sys
 import tempfile
 from pathlib import Path
 
@@ -137,7 +138,8 @@ def photo_fill(root: Path, car: np.ndarray) -> None:
 def main(root: Path) -> int:
     model = root / "models/generator.pt"
     if not model.is_file():
-        print(f"{model}: not found; `make repro` trains it (the pictures show the trained generator)")
+        print(f"{model}: not found; `make repro` trains it (the pictures show the trained generator)",
+              file=sys.stderr)
         return 3
     with tempfile.TemporaryDirectory() as folder:
         work = Path(folder)
