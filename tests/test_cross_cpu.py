@@ -6,15 +6,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
 
+import albumentations as A
+import cv2
+import numpy as np
 import pytest
 from PIL import Image
 
 import carremoval
 from carremoval.io import write_jsonl
+from carremoval.synthesis import exact
+from carremoval.synthesis.weather import ExactFog, ExactRain, ExactSunFlare
 
 BASELINE_ENV = {   # features can be switched off, not added: these make this CPU behave like an older one
     "OPENCV_CPU_DISABLE": "AVX512-SKX,AVX512-COMMON,AVX512F,AVX2,FMA3,FP16,AVX,POPCNT,SSE4.2,SSE4.1",
@@ -79,7 +85,7 @@ def run_stage(root: Path, mode: str) -> tuple[dict[str, str], dict]:
         env.update(BASELINE_ENV)
     env["PYTHONPATH"] = os.pathsep.join([str(Path(carremoval.__file__).parents[1]), env.get("PYTHONPATH", "")])
     result = subprocess.run([sys.executable, "-c", CHILD, str(root), mode], env=env, capture_output=True, text=True,
-                            timeout=600)
+                            check=False, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     out = root / "out"
     hashes = {
@@ -110,3 +116,47 @@ def test_synthesize_writes_the_same_bytes_with_and_without_simd(shared_data: Pat
     assert sorted(full) == sorted(baseline)
     differing = sorted(name for name in full if full[name] != baseline[name])
     assert not differing, f"{len(differing)} of {len(full)} files differ between CPUs: {differing[:20]}"
+
+
+# ---- the exact replacements stay close to what they replace ------------------------------------------------------
+
+def test_exact_functions_are_accurate_and_close_to_opencv():
+    x = np.linspace(-50.0, 50.0, 20001)
+    assert np.abs(exact.exp(x) / np.exp(x) - 1).max() < 1e-14
+    assert np.abs(exact.log(np.exp(x)) - x).max() < 1e-13
+    rng = np.random.default_rng(0)
+    image = rng.random((37, 53, 3)).astype(np.float32)
+    assert np.abs(exact.gaussian_blur(image, 0.7) - cv2.GaussianBlur(image, (0, 0), 0.7)).max() < 1e-6
+    assert np.abs(exact.gaussian_blur(image[:5, :4], 3.0) - cv2.GaussianBlur(image[:5, :4], (0, 0), 3.0)).max() < 1e-6
+    for size, interpolation in (((20, 14), cv2.INTER_AREA), ((90, 61), cv2.INTER_LINEAR)):
+        assert np.abs(exact.resize(image, *size) - cv2.resize(image, size, interpolation=interpolation)).max() < 1e-6
+    assert np.abs(exact.rgb_to_hsv(image) - cv2.cvtColor(image, cv2.COLOR_RGB2HSV)).max() < 1e-3
+    assert np.abs(exact.hsv_to_rgb(exact.rgb_to_hsv(image)) - image).max() < 1e-6
+    assert np.abs(exact.rgb_to_lab(image) - cv2.cvtColor(image, cv2.COLOR_RGB2LAB)).max() < 0.5
+    assert np.abs(exact.lab_to_rgb(exact.rgb_to_lab(image)) - image).max() < 1e-4
+    assert np.array_equal(exact.rgb_to_lab((image * 255).astype(np.uint8)),
+                          exact.rgb_to_lab((image * 255).astype(np.uint8) / 255.0))
+
+
+RAIN = {"blur_value": 2, "brightness_coefficient": 0.85, "p": 1.0}
+FLARE = {"src_radius": 58, "method": "overlay", "p": 1.0}
+FOG = {"fog_coef_range": (0.2, 0.6), "p": 1.0}
+
+
+@pytest.mark.parametrize("ours, theirs, most", [
+    (ExactRain(**RAIN), A.RandomRain(**RAIN), 0.0),
+    (ExactSunFlare(**FLARE), A.RandomSunFlare(**FLARE), 1e-4),
+    (ExactFog(**FOG), A.RandomFog(**FOG), 0.01),
+])
+def test_exact_weather_draws_what_albumentations_draws(shared_data: Path, ours, theirs, most: float):
+    """Same sampled parameters, same picture: at most 1 level apart, in at most `most` of the values."""
+    with Image.open(shared_data / "photos" / "backgrounds" / "dpst_in7.png") as opened:
+        image = np.asarray(opened.convert("RGB").resize((192, 128)))
+    for seed in range(4):
+        outs = []
+        for transform in (ours, theirs):
+            compose = A.Compose([transform])
+            compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+            outs.append(compose(image=image)["image"].astype(int))
+        difference = np.abs(outs[0] - outs[1])
+        assert difference.max() <= 1 and (difference > 0).mean() <= most
