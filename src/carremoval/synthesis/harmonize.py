@@ -12,7 +12,8 @@ def lab_stats(lab: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarr
     weight = np.asarray(weight, dtype=np.float64)
     total = max(float(weight.sum()), 1e-6)
     mean = (lab * weight[..., None]).sum(axis=(0, 1)) / total
-    var = (((lab - mean) ** 2) * weight[..., None]).sum(axis=(0, 1)) / total
+    spread = lab - mean
+    var = (spread * spread * weight[..., None]).sum(axis=(0, 1)) / total
     return mean, np.sqrt(np.maximum(var, 0.0))
 
 

@@ -117,7 +117,8 @@ def add_sun_flare(
     radii = np.linspace(1, src_radius, num=rings)
     for ring in range(rings):
         cv2.circle(overlay, point, int(radii[ring]), src_color, -1)
-        alpha = float(alphas[rings - ring - 1]) ** 3
+        fade = float(alphas[rings - ring - 1])
+        alpha = fade * fade * fade   # multiplied out: a float power would go through libm
         output = exact.blend_uint8(overlay, alpha, output, 1 - alpha)
     return output
 
@@ -125,7 +126,9 @@ def add_sun_flare(
 class ExactRain(A.RandomRain):
     """RandomRain's drops, drawn by `add_rain`."""
 
-    def apply(self, img: np.ndarray, slant: float, drop_length: int, rain_drops: np.ndarray, **params: Any) -> np.ndarray:
+    def apply(
+        self, img: np.ndarray, slant: float, drop_length: int, rain_drops: np.ndarray, **params: Any
+    ) -> np.ndarray:
         return add_rain(img, slant, drop_length, self.drop_width, self.drop_color, self.blur_value,
                         self.brightness_coefficient, rain_drops)
 
@@ -133,15 +136,19 @@ class ExactRain(A.RandomRain):
 class ExactFog(A.RandomFog):
     """RandomFog's particles, drawn by `add_fog`."""
 
-    def apply(self, img: np.ndarray, particle_positions: list[tuple[int, int]], radiuses: list[int],
-              intensity: float, **params: Any) -> np.ndarray:
+    def apply(
+        self, img: np.ndarray, particle_positions: list[tuple[int, int]], radiuses: list[int], intensity: float,
+        **params: Any,
+    ) -> np.ndarray:
         return add_fog(img, intensity, self.alpha_coef, particle_positions, radiuses)
 
 
 class ExactSunFlare(A.RandomSunFlare):
     """RandomSunFlare's overlay flare, drawn by `add_sun_flare`."""
 
-    def apply(self, img: np.ndarray, flare_center: tuple[float, float], circles: list[Any], **params: Any) -> np.ndarray:
+    def apply(
+        self, img: np.ndarray, flare_center: tuple[float, float], circles: list[Any], **params: Any
+    ) -> np.ndarray:
         return add_sun_flare(img, flare_center, self.src_radius, self.src_color, circles)
 
 
