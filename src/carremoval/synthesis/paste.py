@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
+from carremoval.synthesis import exact
 from carremoval.synthesis.sources import resize_premultiplied
 
 
@@ -71,17 +71,20 @@ def draw_jitter(rng: np.random.Generator, options: JitterOptions) -> dict[str, f
 
 
 def jitter_colours(rgb: np.ndarray, weight: np.ndarray, jitter: dict[str, float]) -> np.ndarray:
-    """Brightness, contrast (about the car's mean), saturation and hue of float RGB in [0, 1]."""
-    out = rgb * jitter["brightness"]
+    """Brightness, contrast (about the car's mean), saturation and hue of float RGB in [0, 1]; float64, exact on
+    every CPU."""
+    out = np.asarray(rgb, dtype=np.float64) * jitter["brightness"]
+    weight = np.asarray(weight, dtype=np.float64)
     mean = (out * weight[..., None]).sum(axis=(0, 1)) / max(float(weight.sum()), 1e-6)
-    out = (out - mean.mean()) * jitter["contrast"] + mean.mean()
-    grey = out @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
-    out = grey[..., None] + (out - grey[..., None]) * jitter["saturation"]
-    out = np.clip(out, 0.0, 1.0).astype(np.float32)
+    centre = (mean[0] + mean[1] + mean[2]) / 3.0
+    out = (out - centre) * jitter["contrast"] + centre
+    grey = (0.299 * out[..., 0] + 0.587 * out[..., 1] + 0.114 * out[..., 2])[..., None]
+    out = np.clip(grey + (out - grey) * jitter["saturation"], 0.0, 1.0)
     if jitter["hue"]:
-        hsv = cv2.cvtColor(out, cv2.COLOR_RGB2HSV)
-        hsv[..., 0] = np.mod(hsv[..., 0] + 360.0 * jitter["hue"], 360.0)
-        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+        hsv = exact.rgb_to_hsv(out)
+        hue = hsv[..., 0] + 360.0 * jitter["hue"]
+        hsv[..., 0] = np.where(hue >= 360.0, hue - 360.0, np.where(hue < 0.0, hue + 360.0, hue))
+        out = exact.hsv_to_rgb(hsv)
     return out
 
 
@@ -90,9 +93,9 @@ def scale_car(car: np.ndarray, placement: Placement, flip: bool, feather: float)
 
     `feather` is the sigma (pixels) of a Gaussian softening of the alpha edge. The layers grow by `margin` pixels
     on every side to hold the softened edge, whose colour is bled outward from the car so it has no dark fringe.
-    Alpha below 1/512 is zeroed so the car's footprint is exact.
+    Alpha below 1/512 is zeroed so the car's footprint is exact. float64, exact on every CPU.
     """
-    rgba = resize_premultiplied(car.astype(np.float32) / 255.0, placement.width, placement.height)
+    rgba = resize_premultiplied(car / 255.0, placement.width, placement.height)
     if flip:
         rgba = np.ascontiguousarray(rgba[:, ::-1])
     rgb, alpha = rgba[..., :3], rgba[..., 3]
@@ -100,11 +103,11 @@ def scale_car(car: np.ndarray, placement: Placement, flip: bool, feather: float)
     if margin:
         rgb = np.pad(rgb, ((margin, margin), (margin, margin), (0, 0)))
         hard = np.pad(alpha, margin)
-        alpha = cv2.GaussianBlur(hard, (0, 0), feather)
-        spread = cv2.GaussianBlur(rgb * hard[..., None], (0, 0), feather) / np.maximum(alpha[..., None], 1e-6)
+        alpha = exact.gaussian_blur(hard, feather)
+        spread = exact.gaussian_blur(rgb * hard[..., None], feather) / np.maximum(alpha[..., None], 1e-6)
         rgb = np.where(hard[..., None] > 0, rgb, np.clip(spread, 0.0, 1.0))
-    alpha = np.where(alpha < 1 / 512, 0.0, alpha).astype(np.float32)
-    return rgb.astype(np.float32), alpha, margin
+    alpha = np.where(alpha < 1 / 512, 0.0, alpha)
+    return rgb, alpha, margin
 
 
 def to_canvas(layer: np.ndarray, top: int, left: int, size: tuple[int, int]) -> np.ndarray:
@@ -118,6 +121,7 @@ def to_canvas(layer: np.ndarray, top: int, left: int, size: tuple[int, int]) -> 
 
 
 def composite(background: np.ndarray, rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Over-composite canvas-sized car colour (float [0, 1]) with its alpha onto a float [0, 255] background."""
+    """Over-composite canvas-sized car colour (float [0, 1]) with its alpha onto a float [0, 255] background
+    (element by element: exact on every CPU)."""
     weight = alpha[..., None]
     return background * (1.0 - weight) + rgb * 255.0 * weight

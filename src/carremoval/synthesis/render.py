@@ -162,10 +162,10 @@ class PairRenderer:
         rgb, alpha, margin = scale_car(car, placement, draws.flip, self.options.edge_feather)
         rgb = jitter_colours(rgb, alpha, draws.jitter)
         rows, cols = context_box(box, self._size)
-        rgb = harmonize(rgb, alpha, background[rows, cols].astype(np.float32) / 255.0, self.options.harmonize)
+        rgb = harmonize(rgb, alpha, background[rows, cols], self.options.harmonize)
         car_alpha = to_canvas(alpha, placement.top - margin, placement.left - margin, self._size)
         car_rgb = to_canvas(rgb, placement.top - margin, placement.left - margin, self._size)
-        ground = background.astype(np.float32)
+        ground = background.astype(np.float64)
         shadow_area = np.zeros(self._size, bool)
         if draws.shadow_opacity is not None:
             shadow = contact_shadow(self._size, box, self.options.shadow, draws.shadow_opacity)

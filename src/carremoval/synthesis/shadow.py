@@ -6,6 +6,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from carremoval.synthesis import exact
+
 # Shadow strength below this is dropped, so the shadow's footprint (and the mask over it) is finite.
 CUTOFF = 0.01
 
@@ -25,12 +27,13 @@ class ShadowOptions:
 
 
 def contact_shadow(size: tuple[int, int], box: list[int], options: ShadowOptions, opacity: float) -> np.ndarray:
-    """HxW float32 darkening in [0, opacity] centred on the bottom edge of the car box [x0, y0, x1, y1]."""
+    """HxW float64 darkening in [0, opacity] centred on the bottom edge of the car box [x0, y0, x1, y1]; the ellipse is
+    rasterised in integers and blurred by exact.gaussian_blur, so exact on every CPU."""
     x0, y0, x1, y1 = box
     half_w = max(1.0, options.width * (x1 - x0) / 2)
     half_h = max(1.0, options.height * (y1 - y0) / 2)
     centre = ((x0 + x1) / 2, y1 - 0.3 * half_h)
-    shadow = np.zeros(size, np.float32)
+    shadow = np.zeros(size, np.float64)
     scale = 16  # cv2.ellipse draws sub-pixel geometry with `shift` bits
     cv2.ellipse(
         shadow,
@@ -39,6 +42,6 @@ def contact_shadow(size: tuple[int, int], box: list[int], options: ShadowOptions
         0, 0, 360, 1.0, thickness=-1, lineType=cv2.LINE_8, shift=4,
     )
     sigma = max(0.5, options.softness * 2 * half_h)
-    shadow = cv2.GaussianBlur(shadow, (0, 0), sigma)
+    shadow = exact.gaussian_blur(shadow, sigma)
     shadow *= opacity / max(float(shadow.max()), 1e-6)
-    return np.where(shadow < CUTOFF, 0.0, shadow).astype(np.float32)
+    return np.where(shadow < CUTOFF, 0.0, shadow)

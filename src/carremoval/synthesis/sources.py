@@ -6,10 +6,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from carremoval.io import InputError, open_image, read_jsonl, read_rgb
+from carremoval.synthesis import exact
 
 REQUIRED_FIELDS = ("id", "path", "group")
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -43,14 +43,14 @@ def read_manifest(folder: str | Path) -> list[Source]:
 
 
 def fit_background(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Resize to cover `size` (H, W) keeping the aspect, then crop the centre; a no-op at the right size."""
+    """Resize to cover `size` (H, W) keeping the aspect (area average when shrinking, linear when growing, exact on
+    every CPU), then crop the centre; a no-op at the right size."""
     height, width = size
     if rgb.shape[:2] == (height, width):
         return rgb
     scale = max(height / rgb.shape[0], width / rgb.shape[1])
     cover = (max(width, round(rgb.shape[1] * scale)), max(height, round(rgb.shape[0] * scale)))
-    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(rgb, cover, interpolation=interpolation)
+    resized = exact.to_uint8(exact.resize(rgb, *cover))
     top = (resized.shape[0] - height) // 2
     left = (resized.shape[1] - width) // 2
     return np.ascontiguousarray(resized[top : top + height, left : left + width])
@@ -66,13 +66,14 @@ def read_rgba(path: str | Path) -> np.ndarray:
 
 
 def resize_premultiplied(rgba: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Resize RGBA (float32, straight alpha in [0, 1]) with premultiplied colour, so no fringe from hidden pixels."""
+    """Resize float RGBA (straight alpha in [0, 1]) with premultiplied colour, so no fringe from hidden pixels;
+    float64, exact on every CPU (exact.resize)."""
+    rgba = np.asarray(rgba, dtype=np.float64)
     premultiplied = np.dstack([rgba[..., :3] * rgba[..., 3:], rgba[..., 3]])
-    shrink = width < rgba.shape[1] or height < rgba.shape[0]
-    resized = cv2.resize(premultiplied, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    resized = exact.resize(premultiplied, width, height)
     alpha = np.clip(resized[..., 3], 0.0, 1.0)
     rgb = np.where(alpha[..., None] > 1e-6, resized[..., :3] / np.maximum(alpha[..., None], 1e-6), 0.0)
-    return np.dstack([np.clip(rgb, 0.0, 1.0), alpha]).astype(np.float32)
+    return np.dstack([np.clip(rgb, 0.0, 1.0), alpha])
 
 
 def fit_cutout(rgba: np.ndarray, max_height: int) -> np.ndarray:
@@ -84,7 +85,7 @@ def fit_cutout(rgba: np.ndarray, max_height: int) -> np.ndarray:
     car = rgba[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     if car.shape[0] > max_height:
         width = max(1, round(car.shape[1] * max_height / car.shape[0]))
-        resized = resize_premultiplied(car.astype(np.float32) / 255.0, width, max_height)
+        resized = resize_premultiplied(car / 255.0, width, max_height)
         car = np.rint(resized * 255.0).astype(np.uint8)
     car = car.copy()
     car[car[..., 3] == 0, :3] = 0
