@@ -41,9 +41,12 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m carremoval.bench --out metrics/bench.json
 
-## MLflow UI on 127.0.0.1:5000 over the repo's tracking store.
+## MLflow UI on 127.0.0.1:5000 over the repo's tracking store; prints the address of the training runs first.
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
 mlflow-ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+	@echo "MLflow UI, training runs: $$($(BIN)/python -m carremoval.tracking url --root $(CURDIR) --host $(MLFLOW_HOST) --port $(MLFLOW_PORT))"
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(MLFLOW_HOST) --port $(MLFLOW_PORT)
 
 clean-venv:
 	rm -rf $(VENV)
