@@ -7,13 +7,13 @@ QUIET  := 2>&1 | { grep -v "is ignored" || true; }
 SHELL  := /bin/bash
 .SHELLFLAGS := -o pipefail -ec
 
-.PHONY: install repro test test-fast bench report docs-images mlflow-ui clean-venv
+.PHONY: install repro test test-fast bench report docs-images mlflow-ui plots clean-venv
 
 $(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet -r requirements.txt $(QUIET)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . $(QUIET)
-	$(BIN)/python -c "import torch, torchvision, cv2, scrapy, dvc, mlflow, carremoval, crawlers"
+	$(BIN)/python -c "import torch, torchvision, cv2, scrapy, dvc, mlflow, vl_convert, carremoval, crawlers"
 	touch $@
 
 # `dvc exp run --temp` works in .dvc/tmp/exps/standalone/<id>/ and queued experiments in .dvc/tmp/exps/<id>/,
@@ -23,10 +23,15 @@ $(EXP_SHARED):
 	mkdir -p $(@D)
 	ln -sfn $(abspath ../shared) $@
 
-install: $(STAMP) $(EXP_SHARED)
+# The page template of `dvc plots show` (.dvc/config plots.html_template) with Vega inlined: plots draw offline.
+PLOTS_PAGE := .dvc/plots/page.html
+$(PLOTS_PAGE): .dvc/plots/page.in.html src/carremoval/plots_page.py $(STAMP)
+	$(BIN)/python -m carremoval.plots_page --template $< --out $@
+
+install: $(STAMP) $(EXP_SHARED) $(PLOTS_PAGE)
 
 ## Run the whole pipeline on the default parameters (the site snapshot, CPU-sized).
-repro: $(STAMP) $(EXP_SHARED)
+repro: $(STAMP) $(EXP_SHARED) $(PLOTS_PAGE)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 
 ## Run the whole test suite, slow tests included.
@@ -49,9 +54,16 @@ report: $(STAMP)
 docs-images: $(STAMP)
 	$(BIN)/python -m carremoval.report images
 
-## MLflow UI on 127.0.0.1:5000 over the repo's tracking store.
+## MLflow UI on 127.0.0.1:5000 over the repo's tracking store; prints the address of the training runs first.
+MLFLOW_HOST ?= 127.0.0.1
+MLFLOW_PORT ?= 5000
 mlflow-ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port 5000
+	@echo "MLflow UI, training runs: $$($(BIN)/python -m carremoval.tracking url --root $(CURDIR) --host $(MLFLOW_HOST) --port $(MLFLOW_PORT))"
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host $(MLFLOW_HOST) --port $(MLFLOW_PORT)
+
+## The plots of dvc.yaml (loss curves, val metrics per evaluation) into dvc_plots/index.html, drawn offline.
+plots: $(STAMP) $(PLOTS_PAGE)
+	$(BIN)/dvc plots show
 
 clean-venv:
 	rm -rf $(VENV)

@@ -17,7 +17,8 @@ from carremoval.training import TrainOutputs, TrainSettings, run_training
 WORKSPACE = Path(__file__).resolve().parents[1]
 PAIRS = "data/processed/pairs"
 OUTPUTS = TrainOutputs(model=WORKSPACE / "models/generator.pt", checkpoints=WORKSPACE / "models/checkpoints",
-                       metrics=WORKSPACE / "metrics/train.json", losses=WORKSPACE / "metrics/train_losses.csv")
+                       metrics=WORKSPACE / "metrics/train.json", losses=WORKSPACE / "metrics/train_losses.csv",
+                       val=WORKSPACE / "metrics/train_val.csv")
 
 
 def report(metrics: dict) -> str:
@@ -29,7 +30,8 @@ def report(metrics: dict) -> str:
             f"(Telea {telea['hole_psnr']:.2f}), hole SSIM {val['hole_ssim']:.3f} (Telea {telea['hole_ssim']:.3f}); "
             f"pretrained VGG: "
             f"{metrics['vgg_pretrained']}\n-> {OUTPUTS.model.relative_to(WORKSPACE)}, "
-            f"{OUTPUTS.metrics.relative_to(WORKSPACE)}, {OUTPUTS.losses.relative_to(WORKSPACE)}")
+            f"{OUTPUTS.metrics.relative_to(WORKSPACE)}, {OUTPUTS.losses.relative_to(WORKSPACE)}, "
+            f"{OUTPUTS.val.relative_to(WORKSPACE)}")
 
 
 def main() -> int:

@@ -344,12 +344,14 @@ def sample_grid(folder: PairFolder, outputs: list[np.ndarray], count: int) -> np
 
 @dataclass
 class TrainOutputs:
-    """Where the stage writes: the model, the persisted checkpoint folder, metrics JSON and the loss CSV."""
+    """Where the stage writes: the model, the persisted checkpoint folder, metrics JSON, the loss CSV and (when
+    given) the val metrics CSV."""
 
     model: Path
     checkpoints: Path
     metrics: Path
     losses: Path
+    val: Path | None = None
 
 
 def write_losses_csv(path: Path, history: list[dict[str, float]]) -> None:
@@ -358,6 +360,16 @@ def write_losses_csv(path: Path, history: list[dict[str, float]]) -> None:
         writer.writerow(["step", *LOSS_TERMS])
         for row in history:
             writer.writerow([int(row["step"]), *(f"{row[name]:.6g}" for name in LOSS_TERMS)])
+
+
+def write_val_csv(path: Path, evaluations: list[dict[str, float]]) -> None:
+    """The val metrics of each evaluation: step, then the metrics in the order they were scored."""
+    names = [name for name in evaluations[0] if name != "step"] if evaluations else []
+    with atomic_file(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", *names])
+        for row in evaluations:
+            writer.writerow([int(row["step"]), *(f"{row[name]:.6g}" for name in names)])
 
 
 def data_signature(renderer: Any, val: PairFolder, recipe: str | os.PathLike | None = None) -> str:
@@ -407,7 +419,7 @@ class Training:
 
     def _resume_or_start(self) -> Tracker:
         """Load the newest matching checkpoint (or clear the folder), then open or reopen the MLflow run."""
-        from carremoval.tracking import Tracker, git_commit, run_name
+        from carremoval.tracking import Tracker, committed_params, describe_run, git_commit, run_name
 
         state = self.store.latest(self.fingerprint)
         if state is None:
@@ -426,6 +438,8 @@ class Training:
         tracker = Tracker(self.tracking_root, run_id=state["run_id"] if state else None, name=run_name(commit),
                           tags=tags)
         tracker.set_tags({**tags, "cpu_threads": self.threads or "", "resumed_from_step": self.step})
+        experiment = os.environ.get("DVC_EXP_NAME")
+        tracker.set_description(describe_run(self.settings.raw, commit, experiment, committed_params()))
         if not tracker.resumed:
             tracker.log_params({**flatten(self.settings.raw), "train.image_size": list(self.renderer.size),
                                 "train.pairs_per_epoch": self.renderer.pairs_per_epoch,
@@ -488,8 +502,7 @@ class Training:
         scores = score_outputs(self.val, outputs)
         if self.step > self.logged_evaluations:
             self.tracker.log_metrics([{"step": self.step, **{f"val_{key}": value for key, value in scores.items()}}])
-            self.tracker.log_image(sample_grid(self.val, outputs, self.settings.samples),
-                                   f"samples/step-{self.step:08d}.png")
+            self.tracker.log_samples(sample_grid(self.val, outputs, self.settings.samples), self.step)
             self.logged_evaluations = self.step
         return scores
 
@@ -510,6 +523,8 @@ class Training:
                           self.device, len(self.val))
         save_generator(self.outputs.model, self.trainer.generator, self.trainer.config)
         write_losses_csv(self.outputs.losses, self.history)
+        if self.outputs.val is not None:
+            write_val_csv(self.outputs.val, self.evaluations)
         write_json(self.outputs.metrics, metrics)
         self.tracker.log_generator(self.trainer.generator.eval(), tuple(self.renderer.size))
         self.tracker.finish("FINISHED")
