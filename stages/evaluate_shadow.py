@@ -1,8 +1,9 @@
 """DVC stage `evaluate_shadow`: how much of a car's shadow video removal leaves, shadows auto against off ->
 metrics/shadow.json.
 
-A fixed camera with ground truth (the clean background is the video's temporal median) and the DAVIS car clips
-with their body masks (the residual shadow against the ground seen in other frames, E_warp).
+A fixed camera with ground truth (the clean background is the video's temporal median), the DAVIS car clips
+with their body masks (the residual shadow against the ground seen in other frames, E_warp), and the synthesize
+stage's test pairs rendered again with their car and shadow layers (photos: the shadow pixels covered).
 """
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from carremoval.inpainters import telea
 from carremoval.io import write_json
 from carremoval.params import load_params, repo_root, resolve_path
 from carremoval.segmentation import build_segmenter
-from carremoval.shadow_eval import FixedCameraSettings, davis_residual, fixed_camera, read_davis_clip, shadow_targets
+from carremoval.shadow_eval import (
+    FixedCameraSettings,
+    davis_residual,
+    fixed_camera,
+    photo_rerenders,
+    read_davis_clip,
+    shadow_targets,
+)
 from carremoval.stage import run_stage
 from carremoval.video import TemporalConfig
 
@@ -33,10 +41,12 @@ def main() -> None:
     davis = {clip.name: davis_residual(*read_davis_clip(clip, (width, height), settings["max_frames"]), telea(),
                                        config)
              for clip in clips}
-    metrics = {"fixed_camera": fixed, "davis": davis}
+    photos = photo_rerenders(resolve_path(settings["photo_recipe"], root), config.dilate_px)
+    metrics = {"fixed_camera": fixed, "davis": davis, "photos": photos}
     metrics["targets"] = shadow_targets(metrics)
     write_json(root / "metrics/shadow.json", metrics)
-    print(f"shadow: fixed camera {fixed['psnr_off']:.2f} -> {fixed['psnr_auto']:.2f} dB; DAVIS ground residual "
+    print(f"shadow: photos {photos['shadow_covered_off']:.1%} -> {photos['shadow_covered_auto']:.1%} of the shadow "
+          f"covered; fixed camera {fixed['psnr_off']:.2f} -> {fixed['psnr_auto']:.2f} dB; DAVIS ground residual "
           + ", ".join(f"{name} {row['residual_ground_off']:.2f} -> {row['residual_ground_auto']:.2f}"
                       for name, row in davis.items()) + f"; targets {metrics['targets']}")
 

@@ -28,7 +28,7 @@ DEVICE_TYPES = ("auto", "cpu", "cuda")
 INPAINTERS = ("textured", "generator", "patchmatch", "telea", "ns")
 SEGMENTERS = ("espnetv2", "espnetv2_city", "espnetv2_voc", "deeplabv3_resnet101", "deeplabv3_mobilenet_v3_large")
 # carremoval.segmentation.MODELS, named here so that --help does not import torch (a test keeps them equal)
-DEFAULT_SEGMENTER = {"photo": "espnetv2", "video": "espnetv2_voc"}   # = params.yaml evaluate_segmentation
+DEFAULT_SEGMENTER = {"photo": "espnetv2", "video": "espnetv2"}   # = params.yaml evaluate_segmentation
 
 EXAMPLES = """\
 Remove the cars from a photo or a video and fill their place with background. Pixels outside
@@ -97,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     masks.add_argument("--dilate", type=int, default=7, metavar="PX", help="grow the hole by PX pixels (default: 7)")
     masks.add_argument("--save-masks", type=Path, metavar="DIR", help="write the hole actually replaced as PNGs into DIR")
     masks.add_argument("--segmenter", choices=SEGMENTERS, metavar="NAME",
-                       help="for --masks auto: espnetv2 (photos), espnetv2_voc (videos), ...")
+                       help="for --masks auto: espnetv2 (both models, the default), espnetv2_voc, ...")
     masks.add_argument("--segmenter-weights", metavar="PATH",
                        help="a weights file or folder, or DEFAULT (the torch hub cache)")
     masks.add_argument("--segment-every", type=int, default=AutoMaskSettings.every, metavar="K",

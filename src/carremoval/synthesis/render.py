@@ -32,13 +32,16 @@ RECIPE_KEYS = ("format", "seed", "stream", "size", "pairs_per_epoch", "options",
 @dataclass
 class Pair:
     """input/target: HxWx3 uint8 RGB; mask: HxW bool, True = hole; shadow: HxW bool, the ground-shadow area
-    (inside `mask` when the shadow is masked); recipe: how the pair was made (JSON-able)."""
+    (inside `mask` when the shadow is masked); recipe: how the pair was made (JSON-able); body: HxW bool, the
+    car's own pixels; darkening: HxW float, the share of the ground's light the shadow takes (0 where none)."""
 
     input: np.ndarray
     target: np.ndarray
     mask: np.ndarray
     recipe: dict[str, Any]
     shadow: np.ndarray
+    body: np.ndarray
+    darkening: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,8 @@ class PairRenderer:
             raise ValueError(f"epoch and index must be >= 0, got epoch={epoch}, index={index}")
         draws = self._draw(np.random.default_rng(np.random.SeedSequence([self.seed, self._stream_code, epoch, index])))
         background = self._background(draws.background)
-        pasted, car_area, shadow_area = self._paste(background, self._cutout(draws.cutout), draws)
+        pasted, car_area, darkening = self._paste(background, self._cutout(draws.cutout), draws)
+        shadow_area = darkening > 0
         hole = car_area | shadow_area if self.options.shadow.in_mask else car_area
         if self.options.mask_dilation:
             hole = cv2.dilate(hole.astype(np.uint8), self._dilation).astype(bool)
@@ -136,7 +140,8 @@ class PairRenderer:
         # pixels only where it may differ from Y, so X == Y everywhere else, exactly.
         x = np.where((hole | shadow_area)[..., None], x, y)
         recipe = self._recipe(epoch, index, draws, weather, hole)
-        return Pair(input=x, target=y, mask=hole, recipe=recipe, shadow=shadow_area)
+        return Pair(input=x, target=y, mask=hole, recipe=recipe, shadow=shadow_area, body=car_area,
+                    darkening=darkening)
 
     def _draw(self, rng: np.random.Generator) -> Draws:
         """Every random choice of one pair, always drawn in the same order."""
@@ -157,7 +162,7 @@ class PairRenderer:
     def _paste(
         self, background: np.ndarray, car: np.ndarray, draws: Draws
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(X before weather, the car's footprint, the shadow's footprint); X equals `background` elsewhere."""
+        """(X before weather, the car's footprint, the shadow's darkening); X equals `background` where both are 0."""
         placement, box = draws.placement, draws.placement.to_list()
         rgb, alpha, margin = scale_car(car, placement, draws.flip, self.options.edge_feather)
         rgb = jitter_colours(rgb, alpha, draws.jitter)
@@ -166,14 +171,13 @@ class PairRenderer:
         car_alpha = to_canvas(alpha, placement.top - margin, placement.left - margin, self._size)
         car_rgb = to_canvas(rgb, placement.top - margin, placement.left - margin, self._size)
         ground = background.astype(np.float64)
-        shadow_area = np.zeros(self._size, bool)
+        shadow = np.zeros(self._size, np.float64)
         if draws.shadow_opacity is not None:
             shadow = contact_shadow(self._size, box, self.options.shadow, draws.shadow_opacity)
             ground *= 1.0 - shadow[..., None]
-            shadow_area = shadow > 0
         pasted = np.clip(np.rint(composite(ground, car_rgb, car_alpha)), 0, 255).astype(np.uint8)
         car_area = car_alpha > 0
-        return np.where((car_area | shadow_area)[..., None], pasted, background), car_area, shadow_area
+        return np.where((car_area | (shadow > 0))[..., None], pasted, background), car_area, shadow
 
     def _recipe(self, epoch: int, index: int, draws: Draws, weather: list[dict], hole: np.ndarray) -> dict[str, Any]:
         background, cutout = self.backgrounds[draws.background], self.cutouts[draws.cutout]

@@ -217,12 +217,13 @@ class TemporalRemover:
         return output, made_up
 
     def _keep_shadow_only(self, frame: _Frame, fill: _Fill | None) -> None:
-        """Shrink the frame's hole from where a shadow may be to the car and the shadow the fill reveals."""
+        """Shrink the frame's hole from where a shadow may be to the car and the shadow the fill reveals. Only an
+        observed background is evidence: against a made-up fill, any ground may look darker."""
         region = frame.hole & ~frame.body
         shadow = np.zeros(region.shape, bool)
         if fill is not None and region.any():
             background = np.clip(np.rint(fill.colours), 0, 255).astype(np.uint8)
-            shadow = shadow_where_darker(frame.image, background, frame.body, region & fill.filled,
+            shadow = shadow_where_darker(frame.image, background, frame.body, region & fill.real,
                                          self.shadow_settings, self.config.dilate_px)
         frame.hole = frame.body | shadow
         self.stats.shadow_pixels += int(shadow.sum())
