@@ -136,6 +136,10 @@ SHADOW_TARGETS = {
                                       "< 1% of the frame"),
     "davis_residual_halved": ("Shadows, DAVIS: residual shadow on the ground, auto / off", "≤ 0.5x"),
     "davis_e_warp_not_worse": ("Shadows, DAVIS: E_warp in the car's hole, auto / off", "≤ 1x"),
+    "photo_shadow_covered_80pct": ("Shadows, photos (test pairs re-rendered): rendered shadow pixels in the hole",
+                                   "≥ 80%"),
+    "photo_growth_under_5pct": ("Shadows, photos: mask added beside cars rendered without a shadow",
+                                "≤ 5% of the car's area"),
 }
 
 
@@ -358,7 +362,14 @@ def render_shadow(metrics: Metrics) -> str:
             ["fixed camera: hole added away from the changed region", "", f"{fixed['stray_share']:.2%} of the frame",
              ""],
             ["fixed camera: shadow found, share of the changed region outside the bodies", "",
-             share(fixed["shadow_covered"]), ""]]
+             share(fixed["shadow_covered"]), ""],
+            ["fixed camera: changed region outside the body-only hole (what a shadow mask can add)",
+             share(fixed["changed_beyond_body_hole"]), "", ""]]
+    photos = shadow["photos"]
+    rows += [[f"photos ({photos['pairs']} test pairs re-rendered): rendered shadow pixels in the hole",
+              share(photos["shadow_covered_off"]), share(photos["shadow_covered_auto"]), ""],
+             ["photos, the same cars rendered without a shadow: shadow mask area / car area", "",
+              share(photos["growth_without_shadow"]), ""]]
     for name, clip in shadow["davis"].items():
         rows.append([f"{name}: residual shadow on the ground band ({clip['with_reference']} of {clip['frames']} "
                      "frames with a reference)", num(clip["residual_ground_off"], 2),
