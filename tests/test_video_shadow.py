@@ -65,3 +65,23 @@ def test_changed_region_and_region_psnr_follow_their_definitions():
     assert body.sum() == 100 and changed[20:24, 8:24].all() and not changed[30:35, 40:50].any()
     assert region_psnr([background], [background], [changed]) == float("inf")
     assert region_psnr([frame], [background], [changed]) < 10
+
+
+def test_a_made_up_background_is_no_evidence_of_a_shadow():
+    """Where no frame showed the ground (the fill is made up), the hole shrinks back to the car, however much
+    brighter the made-up ground is; where the same fill was observed, the darker ground is taken as shadow."""
+    from carremoval.shadow import shadow_search_region
+    from carremoval.video.temporal import TemporalRemover, _Fill, _Frame
+
+    image = np.full((120, 160, 3), 90, np.uint8)
+    body = np.zeros((120, 160), bool)
+    body[30:70, 50:110] = True
+    image[body] = 200
+    hole = body | shadow_search_region(body)
+    bright = np.full(image.shape, 160.0, np.float32)   # the ground the fill shows is much brighter than the frame's
+    for observed, expected_growth in ((False, False), (True, True)):
+        frame = _Frame(0, image, hole.copy(), image[..., 0], hole, body=body)
+        remover = TemporalRemover(telea(), TemporalConfig(dilate_px=0))
+        remover._keep_shadow_only(frame, _Fill(bright, hole.copy(), hole.copy() if observed else np.zeros_like(hole)))
+        assert bool((frame.hole & ~body).any()) == expected_growth
+        assert not (body & ~frame.hole).any()
