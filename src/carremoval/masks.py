@@ -181,10 +181,14 @@ def dilate(mask: np.ndarray, px: int) -> np.ndarray:
 def within(mask: np.ndarray, px: float) -> np.ndarray:
     """The pixels at most `px` from the mask (Euclidean): `dilate` by a true disc, at a cost that does not grow
     with `px` (for reaches of tens of pixels)."""
-    if not mask.any():
-        return np.zeros(mask.shape, bool)
-    distance = cv2.distanceTransform((~mask.astype(bool)).astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE)
-    return distance <= px
+    near = np.zeros(mask.shape, bool)
+    box = crop_box(mask, int(np.ceil(px)))
+    if box is None:
+        return near
+    x0, y0, x1, y1 = box   # as in `dilate`: nothing farther than px from the mask's box can be near it
+    outside = ~mask[y0:y1, x0:x1].astype(bool)
+    near[y0:y1, x0:x1] = cv2.distanceTransform(outside.astype(np.uint8), cv2.DIST_L2, cv2.DIST_MASK_PRECISE) <= px
+    return near
 
 
 def prepare_mask(mask: np.ndarray, dilate_px: int = 0, shadow_margin: int = 0) -> np.ndarray:

@@ -275,7 +275,7 @@ class TemporalRemover:
         for t, frame in enumerate(frames):
             if t in new:
                 source = ~(frame.body if cars_only and frame.body is not None else frame.hole)
-                colours.append(frame.image.copy())
+                colours.append(frame.image)   # Window stacks the frames into a new array
                 known.append(source)
                 real.append(source)
                 targets.append(make_targets(frame.hole, ring_around(frame.hole, ring_px)) if frame.hole.any() else None)
