@@ -65,12 +65,24 @@ def test_bad_inputs_do_not_crash():
     assert not (found & two).any() and found.sum() <= two.sum()
 
 
+def test_photo_shadow_stops_a_fifth_of_the_car_beside_it():
+    """Dark ground that runs on to the side (another car's shadow, a kerb) is not taken beyond the photo setting's
+    reach sideways; the video's settings, with an observed background to check against, reach further."""
+    image, body = _scene()
+    image[115:140, 40:80] = (image[115:140, 40:80] * 0.55).astype(np.uint8)
+    found = shadow_mask(image, body)
+    assert found[115:140, 80:100].any() and not found[:, :80].any()
+    assert shadow_mask(image, body, ShadowSettings())[:, :80].any()
+
+
 def test_settings_from_params():
     assert ShadowSettings.from_params({"reach": 0.5}).reach == 0.5
     with pytest.raises(ValueError):
         ShadowSettings.from_params({"reech": 0.5})
     with pytest.raises(ValueError):
         ShadowSettings(seed_ratio=0.9, grow_ratio=0.8)
+    with pytest.raises(ValueError):
+        ShadowSettings(sideways=-0.1)
 
 
 def test_davis_car_shadow_frame(shared_data):
@@ -112,4 +124,18 @@ def test_rendered_pairs_give_the_layers_the_photo_benchmark_scores(shared_data, 
     scores = photo_rerenders(tmp_path / "recipe.json", dilate_px=0)
     assert scores["pairs"] == 12
     assert scores["shadow_covered_auto"] > scores["shadow_covered_off"] + 0.2
-    assert scores["growth_without_shadow"] < 0.3   # 0.22 on these renders (the issue's target, 0.05, is missed)
+    assert scores["growth_without_shadow"] < 0.1   # 0.03 on these renders (0.22 with the video's settings)
+
+
+def test_tyre_marks_beside_a_drifting_car_are_not_its_shadow(shared_data):
+    """drift-straight 00016: the dark tyre marks around the car grew the mask to 94% of the car's area with the
+    video's settings; a photo's mask keeps to the shadow under the car."""
+    image = read_rgb(shared_data / "photos/cars/davis_drift-straight_00016.jpg")
+    body = read_mask(shared_data / "photos/cars/davis_drift-straight_00016.mask.png", image.shape[:2])
+    found = shadow_mask(image, body)
+    ys, xs = np.nonzero(body)
+    under = np.zeros_like(body)
+    under[ys.max() - 15:ys.max() + 10, xs.min():xs.max()] = True
+    under &= ~body
+    assert (found & under).sum() >= 0.8 * under.sum()
+    assert found.sum() <= 0.5 * body.sum()

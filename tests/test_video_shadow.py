@@ -85,3 +85,23 @@ def test_a_made_up_background_is_no_evidence_of_a_shadow():
         remover._keep_shadow_only(frame, _Fill(bright, hole.copy(), hole.copy() if observed else np.zeros_like(hole)))
         assert bool((frame.hole & ~body).any()) == expected_growth
         assert not (body & ~frame.hole).any()
+
+
+def test_where_no_frame_showed_the_ground_the_photo_rule_finds_the_shadow():
+    """A car that never moves (its ground is never seen, the fill is made up): the shadow under it, darker than
+    the ground around it in the frame itself, is taken, and nothing beyond it."""
+    from carremoval.shadow import shadow_search_region
+    from carremoval.video.temporal import TemporalRemover, _Fill, _Frame
+
+    image = np.full((120, 160, 3), 90, np.uint8)
+    body = np.zeros((120, 160), bool)
+    body[30:70, 50:110] = True
+    image[70:78, 46:114] = 45
+    image[body] = 200
+    hole = body | shadow_search_region(body)
+    made_up = np.full(image.shape, 90.0, np.float32)
+    frame = _Frame(0, image, hole.copy(), image[..., 0], hole, body=body)
+    TemporalRemover(telea(), TemporalConfig(dilate_px=0))._keep_shadow_only(frame, _Fill(made_up, hole.copy(),
+                                                                                        np.zeros_like(hole)))
+    assert frame.hole[70:78, 50:110].mean() > 0.9
+    assert not frame.hole[80:].any() and not frame.hole[:, :40].any()

@@ -368,6 +368,8 @@ def render_shadow(metrics: Metrics) -> str:
     photos = shadow["photos"]
     rows += [[f"photos ({photos['pairs']} test pairs re-rendered): rendered shadow pixels in the hole",
               share(photos["shadow_covered_off"]), share(photos["shadow_covered_auto"]), ""],
+             ["photos: rendered shadow pixels in the shadow mask alone (no dilation)", "",
+              share(photos["shadow_found"]), ""],
              ["photos, the same cars rendered without a shadow: shadow mask area / car area", "",
               share(photos["growth_without_shadow"]), ""]]
     for name, clip in shadow["davis"].items():

@@ -24,7 +24,7 @@ from carremoval.inpainters import Inpainter
 from carremoval.io import read_jsonl
 from carremoval.masks import bounding_box, components, dilate, prepare_mask
 from carremoval.segmentation_eval import read_davis
-from carremoval.shadow import ShadowSettings, luma, shadow_mask
+from carremoval.shadow import PHOTO_SHADOW, ShadowSettings, luma, shadow_mask
 from carremoval.video.io import VideoReader
 from carremoval.video.metrics import dis_flow, pair_flows, warp_error
 from carremoval.video.temporal import TemporalConfig, remove_frames
@@ -223,18 +223,18 @@ def read_davis_clip(folder: Path, size: tuple[int, int], limit: int) -> tuple[li
     return resize_clip(*read_davis(folder, limit), size)
 
 
-def photo_rerenders(recipe: Path, dilate_px: int, settings: ShadowSettings = ShadowSettings()) -> dict[str, float]:
+def photo_rerenders(recipe: Path, dilate_px: int, settings: ShadowSettings = PHOTO_SHADOW) -> dict[str, float]:
     """The pairs listed beside `recipe` (a synthesize split) rendered again, with shadows and with none (`shadow.p`
     0: the same draws otherwise), each given its car's body mask: the share of shadow pixels inside the hole with
-    shadows auto and off (the hole dilated by `dilate_px` as the CLI does), and the shadow mask's area beside the
-    shadowless cars as a share of their area."""
+    shadows auto and off (the hole dilated by `dilate_px` as the CLI does) and in the shadow mask alone
+    (`shadow_found`), and the shadow mask's area beside the shadowless cars as a share of their area."""
     from carremoval.synthesis import PairRenderer
 
     shaded = PairRenderer.from_recipe(recipe)
     options = shaded.options
     plain = PairRenderer.from_recipe(recipe, options=replace(options, shadow=replace(options.shadow, p=0.0)))
     pairs = [(row["epoch"], row["index"]) for row in read_jsonl(recipe.parent / "recipes.jsonl")]
-    shadow_px, covered_auto, covered_off, body_px, grown_px = 0, 0, 0, 0, 0
+    shadow_px, covered_auto, covered_off, covered_found, body_px, grown_px = 0, 0, 0, 0, 0, 0
     for epoch, index in pairs:
         pair = shaded.render(epoch, index)
         shadow = (pair.darkening >= SHADOW_DARKENING) & ~pair.body
@@ -242,11 +242,13 @@ def photo_rerenders(recipe: Path, dilate_px: int, settings: ShadowSettings = Sha
         shadow_px += int(shadow.sum())
         covered_auto += int((prepare_mask(pair.body | found, dilate_px) & shadow).sum())
         covered_off += int((prepare_mask(pair.body, dilate_px) & shadow).sum())
+        covered_found += int((found & shadow).sum())
         bare = plain.render(epoch, index)
         body_px += int(bare.body.sum())
         grown_px += int(shadow_mask(bare.input, bare.body, settings).sum())
     return {"pairs": len(pairs), "shadow_covered_auto": covered_auto / max(shadow_px, 1),
-            "shadow_covered_off": covered_off / max(shadow_px, 1), "growth_without_shadow": grown_px / max(body_px, 1)}
+            "shadow_covered_off": covered_off / max(shadow_px, 1), "shadow_found": covered_found / max(shadow_px, 1),
+            "growth_without_shadow": grown_px / max(body_px, 1)}
 
 
 def shadow_targets(section: dict[str, Any]) -> dict[str, dict[str, Any]]:

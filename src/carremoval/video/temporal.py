@@ -16,8 +16,8 @@ import numpy as np
 
 from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
-from carremoval.masks import crop_slices, prepare_mask
-from carremoval.shadow import ShadowSettings, shadow_search_region, shadow_where_darker
+from carremoval.masks import crop_slices, dilate, prepare_mask
+from carremoval.shadow import ShadowSettings, shadow_mask, shadow_search_region, shadow_where_darker
 from carremoval.video.blending import remap_points, ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings, in_frame, sample_flow
 from carremoval.video.propagation import Window, fill_targets, make_targets, propagate
@@ -217,14 +217,18 @@ class TemporalRemover:
         return output, made_up
 
     def _keep_shadow_only(self, frame: _Frame, fill: _Fill | None) -> None:
-        """Shrink the frame's hole from where a shadow may be to the car and the shadow the fill reveals. Only an
-        observed background is evidence: against a made-up fill, any ground may look darker."""
+        """Shrink the frame's hole from where a shadow may be to the car and its shadow. Where the fill shows the
+        ground as another frame saw it, the shadow is what is darker than that; where no frame saw it (against a
+        made-up fill any ground may look darker), the photo rule decides, against the ground around the car."""
         region = frame.hole & ~frame.body
         shadow = np.zeros(region.shape, bool)
         if fill is not None and region.any():
             background = np.clip(np.rint(fill.colours), 0, 255).astype(np.uint8)
             shadow = shadow_where_darker(frame.image, background, frame.body, region & fill.real,
                                          self.shadow_settings, self.config.dilate_px)
+            unseen = region & ~fill.real
+            if unseen.any():
+                shadow |= dilate(shadow_mask(frame.image, frame.body) & unseen, self.config.dilate_px) & region
         frame.hole = frame.body | shadow
         self.stats.shadow_pixels += int(shadow.sum())
 
