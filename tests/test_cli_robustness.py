@@ -220,6 +220,23 @@ def test_sigterm_or_sigint_removes_the_temp_file_and_leaves_no_output(tmp_path, 
     assert names(out_dir) == []
 
 
+@pytest.mark.parametrize("signum, raised", [(signal.SIGINT, KeyboardInterrupt),
+                                             (signal.SIGTERM, carremoval.cli.Terminated)])
+def test_a_signal_whose_exception_a_finaliser_dropped_is_raised_at_the_next_frame(signum, raised):
+    """A signal handled while a finaliser runs has its exception printed and dropped by Python (the CI run of
+    2026-11-30 finished a video after Ctrl-C, exit 0); the video loop asks again each frame."""
+    class SignalsWhileFinalised:
+        def __del__(self):
+            os.kill(os.getpid(), signum)
+            sum(range(1000))   # the handler runs here, and its exception goes nowhere
+
+    with pytest.raises(raised):
+        with carremoval.cli.signals_as_interrupts():
+            SignalsWhileFinalised()
+            carremoval.cli.raise_if_signalled()
+    assert signal.getsignal(signum) is not carremoval.cli._raise_interrupt   # the handlers are put back
+
+
 # 5. The default output name works for every video the help promises it for.
 
 @pytest.mark.parametrize("suffix, codec, pix_fmt, colours", [(".avi", "mpeg4", "yuv420p", 16),

@@ -267,13 +267,15 @@ def remove_video_file(args: argparse.Namespace, output: Path, device) -> str:
     config = TemporalConfig(dilate_px=args.dilate, shadow_margin=args.shadow_margin, lossless=args.lossless,
                             flow_method=args.flow, flow_weights=args.flow_weights, device=args.device,
                             shadow=args.shadow)
-    save = None
-    if args.save_masks is not None:
-        def save(index: int, hole: np.ndarray) -> None:
+
+    def on_hole(index: int, hole: np.ndarray) -> None:
+        raise_if_signalled()
+        if args.save_masks is not None:
             write_mask(args.save_masks / f"{index:05d}.png", hole)
+
     try:
         stats = remove_video(args.input, output, video_masks(args), build_inpainter(args, device), config,
-                             progress=not args.no_progress, on_hole=save)
+                             progress=not args.no_progress, on_hole=on_hole)
     except WeightsUnavailable as err:
         raise Unavailable(f"--flow {args.flow}: {err}") from None
     return (f"{args.input} -> {output}: {stats['frames']} frames at {stats['fps_out']:.3g} fps, "
@@ -344,28 +346,52 @@ def run_remove(args: argparse.Namespace) -> str:
     return message
 
 
-def _raise_terminated(signum: int, frame) -> None:
-    raise Terminated
+_received: list[int] = []   # the signals caught inside `signals_as_interrupts`
+
+
+def _raise_interrupt(signum: int, frame) -> None:
+    _received.append(signum)
+    raise_if_signalled()
+
+
+def raise_if_signalled() -> None:
+    """Raise Terminated (SIGTERM) or KeyboardInterrupt (SIGINT) if one was caught. A handler that runs inside a
+    finaliser or a C callback has its exception printed and dropped, so the video loop asks again each frame."""
+    if signal.SIGTERM in _received:
+        raise Terminated
+    if signal.SIGINT in _received:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises Terminated (in the main thread only: elsewhere signals cannot be caught)."""
+def signals_as_interrupts() -> Iterator[None]:
+    """While inside, SIGTERM raises Terminated and SIGINT KeyboardInterrupt, and both are remembered (in the main
+    thread only: elsewhere signals cannot be caught); an interrupt dropped in a finaliser prints no traceback."""
+    _received.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
+    previous_hook = sys.unraisablehook
+
+    def report_unraisable(unraisable) -> None:
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            previous_hook(unraisable)
+
+    sys.unraisablehook = report_unraisable
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        sys.unraisablehook = previous_hook
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
-        with sigterm_as_interrupt():
+        with signals_as_interrupts():
             print(run_remove(args))
     except InputError as err:
         print(f"carremoval: error: {err}", file=sys.stderr)
