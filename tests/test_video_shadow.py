@@ -67,41 +67,45 @@ def test_changed_region_and_region_psnr_follow_their_definitions():
     assert region_psnr([frame], [background], [changed]) < 10
 
 
-def test_a_made_up_background_is_no_evidence_of_a_shadow():
-    """Where no frame showed the ground (the fill is made up), the hole shrinks back to the car, however much
-    brighter the made-up ground is; where the same fill was observed, the darker ground is taken as shadow."""
-    from carremoval.shadow import shadow_search_region
-    from carremoval.video.temporal import TemporalRemover, _Fill, _Frame
-
+def _parked_car(shadow_level: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A bright car on grey ground (120x160), with a darker band under it at `shadow_level` if given."""
     image = np.full((120, 160, 3), 90, np.uint8)
     body = np.zeros((120, 160), bool)
     body[30:70, 50:110] = True
+    if shadow_level is not None:
+        image[70:78, 46:114] = shadow_level
     image[body] = 200
+    return image, body
+
+
+def _kept_hole(image: np.ndarray, body: np.ndarray, fill_level: float, observed: bool) -> np.ndarray:
+    """The hole the remover keeps for a frame whose shadow search region is filled with one grey level, seen in
+    other frames (`observed`) or made up."""
+    from carremoval.shadow import shadow_search_region
+    from carremoval.video.temporal import TemporalRemover, _Fill, _Frame
+
     hole = body | shadow_search_region(body)
-    bright = np.full(image.shape, 160.0, np.float32)   # the ground the fill shows is much brighter than the frame's
+    frame = _Frame(0, image, hole.copy(), image[..., 0], hole, body=body)
+    fill = _Fill(np.full(image.shape, fill_level, np.float32), hole.copy(),
+                 hole.copy() if observed else np.zeros_like(hole))
+    TemporalRemover(telea(), TemporalConfig(dilate_px=0))._keep_shadow_only(frame, fill)
+    return frame.hole
+
+
+def test_a_made_up_background_is_no_evidence_of_a_shadow():
+    """Where no frame showed the ground (the fill is made up), the hole shrinks back to the car, however much
+    brighter the made-up ground is; where the same fill was observed, the darker ground is taken as shadow."""
+    image, body = _parked_car()
     for observed, expected_growth in ((False, False), (True, True)):
-        frame = _Frame(0, image, hole.copy(), image[..., 0], hole, body=body)
-        remover = TemporalRemover(telea(), TemporalConfig(dilate_px=0))
-        remover._keep_shadow_only(frame, _Fill(bright, hole.copy(), hole.copy() if observed else np.zeros_like(hole)))
-        assert bool((frame.hole & ~body).any()) == expected_growth
-        assert not (body & ~frame.hole).any()
+        hole = _kept_hole(image, body, 160.0, observed)   # the fill's ground is much brighter than the frame's
+        assert bool((hole & ~body).any()) == expected_growth
+        assert not (body & ~hole).any()
 
 
 def test_where_no_frame_showed_the_ground_the_photo_rule_finds_the_shadow():
     """A car that never moves (its ground is never seen, the fill is made up): the shadow under it, darker than
     the ground around it in the frame itself, is taken, and nothing beyond it."""
-    from carremoval.shadow import shadow_search_region
-    from carremoval.video.temporal import TemporalRemover, _Fill, _Frame
-
-    image = np.full((120, 160, 3), 90, np.uint8)
-    body = np.zeros((120, 160), bool)
-    body[30:70, 50:110] = True
-    image[70:78, 46:114] = 45
-    image[body] = 200
-    hole = body | shadow_search_region(body)
-    made_up = np.full(image.shape, 90.0, np.float32)
-    frame = _Frame(0, image, hole.copy(), image[..., 0], hole, body=body)
-    TemporalRemover(telea(), TemporalConfig(dilate_px=0))._keep_shadow_only(frame, _Fill(made_up, hole.copy(),
-                                                                                        np.zeros_like(hole)))
-    assert frame.hole[70:78, 50:110].mean() > 0.9
-    assert not frame.hole[80:].any() and not frame.hole[:, :40].any()
+    image, body = _parked_car(shadow_level=45)
+    hole = _kept_hole(image, body, 90.0, observed=False)
+    assert hole[70:78, 50:110].mean() > 0.9
+    assert not hole[80:].any() and not hole[:, :40].any()
