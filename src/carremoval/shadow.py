@@ -72,7 +72,8 @@ def luma(rgb: np.ndarray) -> np.ndarray:
 def chromaticity(rgb: np.ndarray) -> np.ndarray:
     """The (r, g) shares of each pixel's R+G+B (HxWx2 float32)."""
     rgb = rgb.astype(np.float32)
-    return rgb[..., :2] / (rgb.sum(-1, keepdims=True) + 1.0)
+    total = rgb[..., 0] + rgb[..., 1] + rgb[..., 2] + 1.0   # channel adds: numpy's sum(-1) is several times slower
+    return rgb[..., :2] / total[..., None]
 
 
 def reach_px(body: np.ndarray, settings: ShadowSettings) -> int:
@@ -97,7 +98,8 @@ def darkness(rgb: np.ndarray, reference: np.ndarray, known: np.ndarray | None = 
              ) -> tuple[np.ndarray, np.ndarray]:
     """(luma ratio image / reference, chromaticity difference) per pixel; ratio 1 where the reference is unknown."""
     ratio = luma(rgb) / np.maximum(luma(reference), 1.0)
-    chroma = np.abs(chromaticity(rgb) - chromaticity(reference)).max(-1)
+    difference = np.abs(chromaticity(rgb) - chromaticity(reference))
+    chroma = np.maximum(difference[..., 0], difference[..., 1])
     if known is not None:
         ratio[~known], chroma[~known] = 1.0, 0.0
     return ratio, chroma

@@ -110,6 +110,5 @@ def seam_correct(frame: np.ndarray, fill: np.ndarray, hole: np.ndarray, ring_val
     else:
         smooth = smooth_fill(offset, known)
     corrected = fill.copy()
-    inside = hole[rows, cols]
-    corrected[rows, cols][inside] += smooth[inside]
+    corrected[rows, cols] += np.where(hole[rows, cols, None], smooth, 0)  # a masked add, without fancy indexing
     return corrected

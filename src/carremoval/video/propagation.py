@@ -182,12 +182,14 @@ def fill_targets(window: Window, t: int, past: Pointers | None, future: Pointers
         found |= has
     if len(offers) == 2:
         (_, past_colours, past_real, past_distance), (_, future_colours, future_real, future_distance) = offers
-        blend = past_real & future_real & (np.abs(past_colours - future_colours).max(1) < agree)
+        difference = np.abs(past_colours - future_colours)
+        blend = past_real & future_real & (np.maximum(np.maximum(difference[:, 0], difference[:, 1]),
+                                                      difference[:, 2]) < agree)
         past_weight = (future_distance / (past_distance + future_distance))[blend, None]
         colours[blend] = past_weight * past_colours[blend] + (1 - past_weight) * future_colours[blend]
     if carry > 0 and past is not None:
         has, past_colours = offers[0][0], offers[0][1]
-        written = has & np.isin(past.frame, np.flatnonzero(window.fixed))
+        written = has & window.fixed[np.maximum(past.frame, 0)]
         colours[written] = carry * past_colours[written] + (1 - carry) * colours[written]
     own = targets.in_hole & window.known[t][targets.ys, targets.xs]
     colours[own] = window.colours[t][targets.ys[own], targets.xs[own]]
@@ -208,12 +210,16 @@ def sample_colours(window: Window, pointers: Pointers) -> np.ndarray:
     height, width = window.shape
     colours, known = window.colours.reshape(-1, 3), window.known.reshape(-1)
     first = pointers.frame.astype(np.int64) * (height * width)   # flat index of each source frame's (0, 0)
-    x0, y0 = np.floor(xs).astype(np.int64), np.floor(ys).astype(np.int64)
-    fx, fy = (xs - x0)[:, None], (ys - y0)[:, None]
+    left, top = np.floor(xs), np.floor(ys)
+    fx, fy = (xs - left)[:, None], (ys - top)[:, None]          # float32, like the points
+    x0, y0 = left.astype(np.int64), top.astype(np.int64)
+    columns = np.clip(x0, 0, width - 1), np.clip(x0 + 1, 0, width - 1)
+    rows = first + np.clip(y0, 0, height - 1) * width, first + np.clip(y0 + 1, 0, height - 1) * width
     total = np.zeros((len(xs), 3), np.float32)
     weight = np.zeros((len(xs), 1), np.float32)
-    for dx, dy, share in ((0, 0, (1 - fx) * (1 - fy)), (1, 0, fx * (1 - fy)), (0, 1, (1 - fx) * fy), (1, 1, fx * fy)):
-        at = first + np.clip(y0 + dy, 0, height - 1) * width + np.clip(x0 + dx, 0, width - 1)
+    for row, column, share in ((rows[0], columns[0], (1 - fx) * (1 - fy)), (rows[0], columns[1], fx * (1 - fy)),
+                               (rows[1], columns[0], (1 - fx) * fy), (rows[1], columns[1], fx * fy)):
+        at = row + column
         share = share * known[at][:, None]
         total += share * colours[at]
         weight += share

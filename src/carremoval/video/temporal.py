@@ -307,7 +307,7 @@ class TemporalRemover:
             window.known[t] = window.known[t] | fill.filled
             window.real[t] = window.real[t] | fill.real
         for _ in range(self.config.max_keyframes):
-            keyframe = max(holed, key=lambda t: int(missing[t].sum()))
+            keyframe = max(holed, key=lambda t: np.count_nonzero(missing[t]))
             if not missing[keyframe].any():
                 break
             self._make_up(window, keyframe, fills[keyframe], missing[keyframe])
