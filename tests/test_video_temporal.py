@@ -221,3 +221,34 @@ def test_copies_never_read_pixels_the_source_frame_does_not_know():
     window = Window([image], [known], [known], [None], [None], [None], np.array([False]))
     pointers = Pointers(np.zeros(2, np.int32), np.array([4.5, 4.9], np.float32), np.array([3.3, 6.0], np.float32))
     assert np.allclose(sample_colours(window, pointers), 50)
+
+
+def test_made_up_fill_carried_to_a_darker_frame_takes_that_frames_light(shared_data):
+    """A camera panning over a real street whose light fades (as a dashcam's road turns from concrete to asphalt),
+    with a hole that moves with the scene, so nothing ever shows what is behind it: the keyframe's made-up fill is
+    carried to every frame, and there it must take that frame's brightness, not the keyframe's."""
+    photo = cv2.cvtColor(cv2.imread(str(shared_data / "photos/backgrounds/libcom_source_1.jpg")), cv2.COLOR_BGR2RGB)
+    photo = cv2.resize(photo, (480, 320), interpolation=cv2.INTER_AREA)
+    count, width, height = 16, 320, 240
+    gains = np.linspace(1.0, 0.55, count)
+    frames = [np.clip(photo[20:20 + height, 4 * t:4 * t + width] * gain, 0, 255).astype(np.uint8)
+              for t, gain in enumerate(gains)]
+    masks = []
+    for t in range(count):
+        mask = np.zeros((height, width), bool)
+        mask[120:170, 150 - 4 * t:230 - 4 * t] = True    # fixed in the scene
+        masks.append(mask)
+
+    def ring_mean_fill(image, hole):
+        """A flat fill of the colour around the hole: right for the frame it is made on."""
+        out = image.copy()
+        out[hole] = image[prepare_mask(hole, 4) & ~hole].mean(0)
+        return out
+
+    config = TemporalConfig(dilate_px=0, shadow="off", temporal_smoothing=0.0)
+    outputs, stats = run(frames, masks, config, ring_mean_fill)
+    assert stats.keyframes >= 1 and stats.to_dict()["hallucinated_fraction"] > 0.5
+    errors = [abs(out[mask].mean() - frame[prepare_mask(mask, 4) & ~mask].mean())
+              for out, frame, mask in zip(outputs, frames, masks)]
+    spread = abs(frames[0].mean() - frames[-1].mean())
+    assert max(errors) < 0.15 * spread, (max(errors), spread)

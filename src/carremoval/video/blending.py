@@ -60,6 +60,14 @@ def _relax(values: np.ndarray, known: np.ndarray, sweeps: int) -> np.ndarray:
     return values
 
 
+def nearest_values(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Each pixel's value at its nearest known pixel (`known` must have one)."""
+    _, labels = cv2.distanceTransformWithLabels((~known).astype(np.uint8), cv2.DIST_L2, 3,
+                                                labelType=cv2.DIST_LABEL_PIXEL)   # known pixels labelled 1.. in
+    ys, xs = np.nonzero(known)                                                     # raster order, like nonzero
+    return values[ys, xs][labels - 1]
+
+
 def remap_points(image: np.ndarray, xs: np.ndarray, ys: np.ndarray, interpolation: int) -> np.ndarray:
     """`image` read at the points (xs, ys) with cv2.remap: an N x C array (N x 1 for single-channel images)."""
     count = len(xs)

@@ -18,7 +18,7 @@ from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
 from carremoval.masks import crop_slices, dilate, prepare_mask
 from carremoval.shadow import ShadowSettings, shadow_mask, shadow_search_region, shadow_where_darker
-from carremoval.video.blending import remap_points, ring_around, seam_correct, smooth_fill
+from carremoval.video.blending import nearest_values, remap_points, ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings, in_frame, sample_flow
 from carremoval.video.propagation import Window, fill_targets, make_targets, propagate
 from carremoval.video.static import BackgroundModel, camera_motion
@@ -311,7 +311,7 @@ class TemporalRemover:
             if not missing[keyframe].any():
                 break
             self._make_up(window, keyframe, fills[keyframe], missing[keyframe])
-            self._carry(window, fills, missing, new)
+            self._carry(window, fills, missing, new, keyframe)
         for t in holed:
             fills[t] = self._fill_rest(window.colours[t], fills[t], missing[t])
         return fills
@@ -323,8 +323,11 @@ class TemporalRemover:
         step = t - new[0] + 1
         return max(0.0, 1.0 - step / (self.config.overlap_frames + 1))
 
-    def _carry(self, window: Window, fills: dict[int, _Fill], missing: dict[int, np.ndarray], new: list[int]) -> None:
-        """Propagate again, only for the pixels still missing, now that a keyframe made some of them up."""
+    def _carry(self, window: Window, fills: dict[int, _Fill], missing: dict[int, np.ndarray], new: list[int],
+               keyframe: int) -> None:
+        """Propagate again, only for the pixels still missing, now that a keyframe made some of them up. What is
+        carried lands colour-matched to the frame (see `_match_to_frame`): the keyframe's ground may be lit or
+        coloured differently."""
         no_ring = np.zeros(window.shape, bool)
         targets = [make_targets(missing[t], no_ring) if t in missing and missing[t].any() else None
                    for t in range(len(window.colours))]
@@ -340,6 +343,24 @@ class TemporalRemover:
             fill.filled[ys, xs] = True
             fill.real[ys, xs] = real[found]
             missing[t][ys, xs] = False
+            made_up = found & ~real
+            if t != keyframe and made_up.any():   # the keyframe's own made-up pixels are in place already
+                self._match_to_frame(window.colours[t], fill, wanted.ys[made_up], wanted.xs[made_up], missing[t])
+
+    def _match_to_frame(self, image: np.ndarray, fill: _Fill, ys: np.ndarray, xs: np.ndarray,
+                        missing: np.ndarray) -> None:
+        """Shift the carried made-up pixels (ys, xs) of `fill` by the colour offset between the frame (with its
+        fill) just outside them and their own values at their border, interpolated smoothly across them."""
+        carried = np.zeros(missing.shape, bool)
+        carried[ys, xs] = True
+        ring = ring_around(carried, self.config.ring_px) & ~missing
+        if not ring.any():
+            return
+        rows, cols = crop_slices(carried | ring, margin=1)
+        frame = np.where(fill.filled[rows, cols, None], fill.colours[rows, cols], image[rows, cols])
+        extended = nearest_values(fill.colours[rows, cols], carried[rows, cols])
+        corrected = seam_correct(frame, extended, carried[rows, cols], ring[rows, cols])
+        fill.colours[ys, xs] = corrected[ys - rows.start, xs - cols.start]
 
     def _make_up(self, window: Window, t: int, fill: _Fill, missing: np.ndarray) -> None:
         """Inpaint a keyframe's unseen pixels once; they become a source the other frames copy from."""
