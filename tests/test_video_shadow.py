@@ -88,8 +88,7 @@ def _kept_hole(image: np.ndarray, body: np.ndarray, fill_level: float, observed:
     frame = _Frame(0, image, hole.copy(), image[..., 0], hole, body=body)
     fill = _Fill(np.full(image.shape, fill_level, np.float32), hole.copy(),
                  hole.copy() if observed else np.zeros_like(hole))
-    TemporalRemover(telea(), TemporalConfig(dilate_px=0))._keep_shadow_only(frame, fill)
-    return frame.hole
+    return body | TemporalRemover(telea(), TemporalConfig(dilate_px=0))._shadow(frame, fill)
 
 
 def test_a_made_up_background_is_no_evidence_of_a_shadow():

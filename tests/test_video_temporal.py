@@ -252,3 +252,16 @@ def test_made_up_fill_carried_to_a_darker_frame_takes_that_frames_light(shared_d
               for out, frame, mask in zip(outputs, frames, masks)]
     spread = abs(frames[0].mean() - frames[-1].mean())
     assert max(errors) < 0.15 * spread, (max(errors), spread)
+
+
+def test_flows_and_shadows_in_threads_give_the_same_frames_as_one_thread(shared_data, monkeypatch):
+    """The frame pairs' flows and the frames' shadows are found in parallel threads; the output is the same
+    as in one thread, bit for bit."""
+    import carremoval.video.temporal as temporal
+
+    frames, masks = davis(shared_data, "car-shadow", 12)
+    config = TemporalConfig(chunk_frames=8, overlap_frames=2)
+    threaded, _ = run(frames, masks, config)
+    monkeypatch.setattr(temporal, "THREADS", 1)
+    single, _ = run(frames, masks, config)
+    assert all(np.array_equal(a, b) for a, b in zip(threaded, single))

@@ -6,6 +6,7 @@ them at full-resolution points and returns full-resolution displacements.
 """
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import cv2
@@ -54,12 +55,24 @@ class FlowEstimator:
     def __init__(self, settings: FlowSettings):
         self.settings = settings
         if settings.method == "dis":
-            dis = cv2.DISOpticalFlow_create(PRESETS[settings.preset])
-            self._flow = lambda grey_from, grey_to: dis.calc(grey_from, grey_to, None)
+            self._per_thread = threading.local()   # a DIS object is not thread-safe: one per thread
+            self._flow = lambda grey_from, grey_to: self._dis().calc(grey_from, grey_to, None)
         else:
             from carremoval.video.raft import RaftFlow  # torch is only imported when RAFT is asked for
 
             self._flow = RaftFlow.load(settings.method, settings.weights, settings.device)
+
+    @property
+    def thread_safe(self) -> bool:
+        """Whether pairs may be computed in parallel threads (DIS: OpenCV releases the GIL and runs it on one
+        core; RAFT uses all cores already)."""
+        return self.settings.method == "dis"
+
+    def _dis(self) -> cv2.DISOpticalFlow:
+        dis = getattr(self._per_thread, "dis", None)
+        if dis is None:
+            dis = self._per_thread.dis = cv2.DISOpticalFlow_create(PRESETS[self.settings.preset])
+        return dis
 
     def working_size(self, shape: tuple[int, ...]) -> tuple[int, int]:
         """(width, height) of the frames the flow is computed on."""

@@ -8,6 +8,8 @@ written by the next window). Memory holds one window, whatever the video's lengt
 from __future__ import annotations
 
 import dataclasses
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
@@ -25,6 +27,7 @@ from carremoval.video.static import BackgroundModel, camera_motion
 
 
 SHADOW_MODES = ("auto", "off")
+THREADS = 4   # frames' flows and shadows are found in this many threads at most
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,10 @@ class TemporalRemover:
         new = [t for t, frame in enumerate(frames) if frame.output is None]
         emit = new if final else new[:-overlap]
         fills, static = self._fill_window(frames, new)
+        if self.config.shadow == "auto":
+            for t, shadow in zip(emit, _in_threads(lambda t: self._shadow(frames[t], fills.get(t)), emit)):
+                frames[t].hole = frames[t].body | shadow
+                self.stats.shadow_pixels += int(shadow.sum())
         outputs = []
         for t in emit:
             frame = frames[t]
@@ -203,8 +210,6 @@ class TemporalRemover:
     def _compose(self, frame: _Frame, fill: _Fill | None) -> tuple[np.ndarray, np.ndarray]:
         made_up = np.zeros(frame.hole.shape, bool)
         self.stats.frames += 1
-        if frame.body is not None:
-            self._keep_shadow_only(frame, fill)
         if fill is None or not frame.hole.any():
             return frame.image, made_up
         output = frame.image.copy()
@@ -216,10 +221,11 @@ class TemporalRemover:
         self.stats.hallucinated_pixels += holes - int(fill.real[frame.hole].sum())
         return output, made_up
 
-    def _keep_shadow_only(self, frame: _Frame, fill: _Fill | None) -> None:
-        """Shrink the frame's hole from where a shadow may be to the car and its shadow. Where the fill shows the
-        ground as another frame saw it, the shadow is what is darker than that; where no frame saw it (against a
-        made-up fill any ground may look darker), the photo rule decides, against the ground around the car."""
+    def _shadow(self, frame: _Frame, fill: _Fill | None) -> np.ndarray:
+        """The shadow within the frame's hole beside the car: the hole then shrinks from where a shadow may be to
+        the car and this. Where the fill shows the ground as another frame saw it, the shadow is what is darker
+        than that; where no frame saw it (against a made-up fill any ground may look darker), the photo rule
+        decides, against the ground around the car."""
         region = frame.hole & ~frame.body
         shadow = np.zeros(region.shape, bool)
         if fill is not None and region.any():
@@ -229,8 +235,7 @@ class TemporalRemover:
             unseen = region & ~fill.real
             if unseen.any():
                 shadow |= dilate(shadow_mask(frame.image, frame.body) & unseen, self.config.dilate_px) & region
-        frame.hole = frame.body | shadow
-        self.stats.shadow_pixels += int(shadow.sum())
+        return shadow
 
     def _smooth(self, frame: _Frame, previous: np.ndarray) -> None:
         """A recurrent temporal filter in the hole: blend in the previous output, carried along the (completed)
@@ -265,10 +270,12 @@ class TemporalRemover:
         return self._fill_moving(window, new), False
 
     def _compute_flows(self, frames: list[_Frame]) -> None:
-        for before, after in zip(frames, frames[1:]):
-            if before.index not in self.forward:
-                self.forward[before.index], self.backward[after.index] = self.estimator.completed_pair(
-                    before.grey, after.grey, before.small_hole, after.small_hole)
+        pairs = [(before, after) for before, after in zip(frames, frames[1:]) if before.index not in self.forward]
+        compute = lambda pair: self.estimator.completed_pair(pair[0].grey, pair[1].grey, pair[0].small_hole,
+                                                             pair[1].small_hole)
+        flows = _in_threads(compute, pairs) if self.estimator.thread_safe else [compute(pair) for pair in pairs]
+        for (before, after), (forward, backward) in zip(pairs, flows):
+            self.forward[before.index], self.backward[after.index] = forward, backward
 
     def _window(self, frames: list[_Frame], new: list[int], cars_only: bool = False) -> Window:
         """The window's frames as sources and targets. A frame's whole hole (where a shadow may be, too) is no
@@ -445,6 +452,16 @@ class TemporalRemover:
         colours = self.background.values.astype(np.float32)
         colours = seam_correct(window.colours[t], colours, hole & seen, ring & seen)
         return _Fill(colours, hole & seen, hole & seen & self.background.real)
+
+
+def _in_threads(function: Callable[[Any], Any], items: list) -> list:
+    """[function(item) for item in items], in up to THREADS threads: for work that is mostly OpenCV calls, which
+    release the GIL (the results are the same as in one thread)."""
+    workers = min(THREADS, os.cpu_count() or 1, len(items))
+    if workers <= 1:
+        return [function(item) for item in items]
+    with ThreadPoolExecutor(workers) as pool:
+        return list(pool.map(function, items))
 
 
 def remove_frames(frames: Iterable[np.ndarray], masks: Iterable[np.ndarray], inpaint: Inpainter,
