@@ -60,7 +60,11 @@ def test_excluded_pixels_are_never_copied(road):
     filled = synthesize_texture(marked, hole, structure, exclude=other_car)
     magenta = (filled[..., 0] > 200) & (filled[..., 1] < 60) & (filled[..., 2] > 200)
     assert not magenta[hole].any()
-    unguarded = synthesize_texture(marked, hole, np.where(hole[..., None], marked[other_car][0], marked))
+    pulled = np.where(hole[..., None], marked[other_car][0], marked)   # a structure that asks for magenta
+    strong_guide = ExemplarSettings(guide_falloff=1.0, match_border=False)
+    guarded = synthesize_texture(marked, hole, pulled, exclude=other_car, settings=strong_guide)
+    unguarded = synthesize_texture(marked, hole, pulled, settings=strong_guide)
+    assert ((guarded[..., 1] < 60) & (guarded[..., 0] > 200))[hole].mean() < 0.01
     assert ((unguarded[..., 1] < 60) & (unguarded[..., 0] > 200))[hole].mean() > 0.05
 
 
@@ -101,3 +105,25 @@ def test_settings_are_checked():
         ExemplarSettings(patch=4)
     with pytest.raises(ValueError, match="exemplar"):
         ExemplarSettings.from_params({"texture": 1})
+
+
+def test_a_fill_brighter_than_its_surroundings_leaves_no_outline(road):
+    """A structure too bright in the hole (as the generator's can be) gives an outline of the hole, unless the fill
+    is matched to the photo at the hole's border."""
+    image, hole = road
+    brighter = telea()(image, hole).astype(np.int16)
+    brighter[hole] += 40
+    brighter = np.clip(brighter, 0, 255).astype(np.uint8)
+    inner = hole & ~(cv2.erode(hole.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0)
+    outer = (cv2.dilate(hole.astype(np.uint8), np.ones((9, 9), np.uint8)) > 0) & ~hole
+
+    def step_at_border(filled: np.ndarray) -> float:
+        grey = cv2.cvtColor(filled, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return abs(float(grey[inner].mean() - grey[outer].mean()))
+
+    unmatched = synthesize_texture(image, hole, brighter, settings=ExemplarSettings(match_border=False,
+                                                                                     guide_falloff=1.0))
+    matched = synthesize_texture(image, hole, brighter, settings=ExemplarSettings(guide_falloff=1.0))
+    assert step_at_border(image) < 5
+    assert step_at_border(unmatched) > 10
+    assert step_at_border(matched) < 5

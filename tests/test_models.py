@@ -11,7 +11,7 @@ from carremoval.data import image_to_tensor, mask_to_tensor, tensor_to_image
 from carremoval.io import InputError, read_mask, read_rgb
 from carremoval.models import build_discriminator, build_generator, load_generator, save_generator
 from carremoval.models.generators import harmonic_fill, pushpull_fill, rows_fill
-from carremoval.video.blending import smooth_fill
+from carremoval.blending import smooth_fill
 from carremoval.params import load_params
 
 SIZE = (32, 48)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from carremoval.io import read_rgb
-from carremoval.video.blending import ring_around, seam_correct, smooth_fill
+from carremoval.blending import ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings, complete_flow, complete_pair
 from carremoval.video.metrics import flicker, pair_flows, warp_error
 

@@ -4,11 +4,13 @@ A learned fill knows *what* goes where (the road's colour and its edges) but at 
 smooth. This module copies real texture into the hole from the photo's known pixels. A nearest-neighbour field
 (NNF; PatchMatch, Barnes et al. 2009) is found coarse to fine on patch descriptors that join two bands: the
 current estimate's full band (coherence with the hole's surroundings and with itself) and the structure's
-low-pass band (the guide, as in image analogies' texture-by-numbers). Each pyramid level alternates matching and
-voting (each hole pixel the mean of what the patches over it copy; Wexler et al. 2007). The NNF is computed at a
-scale where the hole has a bounded number of pixels, so the time does not grow with the photo's megapixels; the
-pixels themselves are copied at full resolution along the scaled field, so the texture keeps the photo's own
-sharpness. Finally the copy's low frequencies are replaced by a mix of the structure's and the voted layout's.
+low-pass band (the guide, as in image analogies' texture-by-numbers); the guide weighs most at the coarsest level
+and less at each finer one, so the learned layout places the structure and the texture's own coherence the
+details. Each pyramid level alternates matching and voting (each hole pixel the mean of what the patches over it
+copy; Wexler et al. 2007). The NNF is computed at a scale where the hole has a bounded number of pixels, so the
+time does not grow with the photo's megapixels; the pixels themselves are copied at full resolution along the
+scaled field, so the texture keeps the photo's own sharpness. Finally the copy's low frequencies are replaced by a mix of the structure's and the voted layout's, and
+the fill is shifted by a smooth offset so that it meets the known pixels at the hole's border without an outline.
 
 Patches are compared through a PCA basis fitted on the photo's own patches (a few components describe a 7x7
 RGB patch well), computed for every pixel at once with one small filter per component.
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from carremoval.blending import ring_around, seam_correct
 from carremoval.masks import hole_boxes
 
 
@@ -32,9 +35,11 @@ class ExemplarSettings:
 
     patch: int = 7                  # patch side at the matching scale (odd)
     components: int = 12            # PCA components per band
-    guide_weight: float = 3.0       # weight of the structure band against the estimate's full band
+    guide_weight: float = 3.0       # weight of the structure band against the estimate's full band (coarsest level)
+    guide_falloff: float = 0.5      # the guide's weight is multiplied by this at each finer level: the learned
+                                    # layout places the coarse structure, the texture's own coherence the details
     guide_sigma: float = 2.0        # low-pass sigma (matching-scale px) of the structure band
-    structure_weight: float = 0.5   # the fill's low frequencies: this share from the structure, the rest from
+    structure_weight: float = 0.0   # the fill's low frequencies: this share from the structure, the rest from
                                     # the copy (an ensemble of the learned and the exemplar layout)
     structure_sigma: float = 4.0    # low-pass sigma (matching-scale px) splitting low from high frequencies
     levels: int = 4                 # coarse-to-fine pyramid levels (fewer when the hole gets too small)
@@ -47,6 +52,7 @@ class ExemplarSettings:
     max_hole_pixels: int = 20000    # the NNF is computed at a scale where the hole has at most this many pixels
     context: float = 3.0            # the crop around the hole: its bounding box grown this many times
     texture_gain: float = 1.0       # share of the copied high frequencies kept (0 = the structure alone)
+    match_border: bool = True       # shift the fill's local mean to meet the known pixels' at the hole's border
     seed: int = 0
 
     @classmethod
@@ -67,8 +73,10 @@ class ExemplarSettings:
                              ">= 1")
         if self.context < 1 or min(self.guide_sigma, self.structure_sigma) <= 0:
             raise ValueError("exemplar synthesis: context must be >= 1, guide_sigma and structure_sigma > 0")
-        if self.guide_weight < 0 or self.texture_gain < 0 or not 0 <= self.structure_weight <= 1:
-            raise ValueError("exemplar synthesis: guide_weight, texture_gain >= 0, structure_weight in [0, 1]")
+        if (self.guide_weight < 0 or self.texture_gain < 0 or not 0 <= self.structure_weight <= 1
+                or not 0 <= self.guide_falloff <= 1):
+            raise ValueError("exemplar synthesis: guide_weight, texture_gain >= 0, structure_weight and guide_falloff "
+                             "in [0, 1]")
 
 
 def synthesize_texture(image: np.ndarray, hole: np.ndarray, structure: np.ndarray,
@@ -110,7 +118,8 @@ def _synthesize_crop(image: np.ndarray, hole: np.ndarray, structure: np.ndarray,
     rng = np.random.default_rng(settings.seed)
     bases = levels[0].bases(rng)
     matches, estimate, coarser = None, None, None
-    for level in reversed(levels):
+    for depth, level in enumerate(reversed(levels)):   # coarsest first
+        level.guide_weight = settings.guide_weight * settings.guide_falloff ** depth
         matches = level.initial_matches(coarser, matches, rng)
         coarser = level
         estimate = level.vote(matches) if estimate is not None else level.start()
@@ -120,7 +129,10 @@ def _synthesize_crop(image: np.ndarray, hole: np.ndarray, structure: np.ndarray,
     finest = levels[0]
     copied = _copy_full_resolution(image, hole, forbidden, structure, matches, finest)
     layout = cv2.resize(estimate, (hole.shape[1], hole.shape[0]), interpolation=cv2.INTER_LINEAR)
-    return _follow_structure(copied, structure, layout, hole, settings.structure_sigma / scale, settings)
+    filled = _follow_structure(copied, structure, layout, hole, settings.structure_sigma / scale, settings)
+    if settings.match_border:
+        filled = _match_border(image, filled, hole, settings.structure_sigma / scale)
+    return np.clip(np.rint(np.where(hole[..., None], filled, structure)), 0, 255).astype(np.uint8)
 
 
 class _Level:
@@ -139,6 +151,7 @@ class _Level:
         self.index = np.full(hole.shape, -1, np.int64)
         self.index[self.targets[:, 0], self.targets[:, 1]] = np.arange(len(self.targets))
         self.settings = settings
+        self.guide_weight = settings.guide_weight
         self._descriptors: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._neighbours: dict[tuple[int, int], np.ndarray] = {}
 
@@ -192,7 +205,7 @@ class _Level:
         """(every source pixel's descriptor, the structure's guide descriptors, the targets' position
         descriptors), made once per level."""
         if self._descriptors is None:
-            guide_sigma, weight = self.settings.guide_sigma, np.float32(np.sqrt(self.settings.guide_weight))
+            guide_sigma, weight = self.settings.guide_sigma, np.float32(np.sqrt(self.guide_weight))
             guide = weight * _describe(_low_pass(self.image, guide_sigma), bases[1])
             sources = np.concatenate([_describe(self.image, bases[0]), guide], axis=2)
             target_guide = weight * _describe(_low_pass(self.structure, guide_sigma), bases[1])
@@ -389,5 +402,17 @@ def _follow_structure(copied: np.ndarray, structure: np.ndarray, layout: np.ndar
     copied_low = _low_pass(copied, sigma)
     weight = settings.structure_weight
     low = _low_pass(weight * structure.astype(np.float32) + (1 - weight) * layout, sigma)
-    result = low + settings.texture_gain * (copied - copied_low)
-    return np.clip(np.rint(np.where(hole[..., None], result, structure)), 0, 255).astype(np.uint8)
+    return low + settings.texture_gain * (copied - copied_low)
+
+
+def _match_border(image: np.ndarray, fill: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
+    """The fill shifted so that its local mean meets the known pixels' at the hole's border (the offset measured
+    on a ring just outside the hole, interpolated smoothly across it): no outline of the hole is left."""
+    known = (~hole).astype(np.float32)
+    inside = hole.astype(np.float32)
+    outside_mean = _low_pass(image.astype(np.float32) * known[..., None], sigma) / \
+        np.maximum(_low_pass(known, sigma), 1e-6)[..., None]
+    inside_mean = _low_pass(fill * inside[..., None], sigma) / np.maximum(_low_pass(inside, sigma), 1e-6)[..., None]
+    ring = ring_around(hole, 2)
+    measured = np.where(ring[..., None], inside_mean, fill).astype(np.float32)
+    return seam_correct(outside_mean, measured, hole, ring)

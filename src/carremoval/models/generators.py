@@ -249,7 +249,7 @@ def harmonic_fill(image: torch.Tensor, hole: torch.Tensor, sweeps: int = 12) -> 
     Solves the Laplace equation in the hole, coarse to fine: a pyramid of known-pixel means, the coarsest level's
     gaps set to the image's mean, then on each finer level the upsampled solution refined by `sweeps` Jacobi
     iterations. Smoother than pull-push, whose 2x2 blocks show through, and closer to the hidden road: val hole
-    PSNR 19.12 dB against 18.70 as fills alone. The torch twin of `carremoval.video.blending.smooth_fill`.
+    PSNR 19.12 dB against 18.70 as fills alone. The torch twin of `carremoval.blending.smooth_fill`.
     """
     levels = [(image, 1.0 - hole)]
     while min(levels[-1][1].shape[-2:]) > 3:  # by shape only, so that torch.export can trace it

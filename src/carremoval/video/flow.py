@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from carremoval.masks import crop_slices, dilate
-from carremoval.video.blending import remap_points, ring_around, smooth_fill
+from carremoval.blending import remap_points, ring_around, smooth_fill
 
 COMPLETION_MARGIN = 24  # working px of flow around a hole that the smooth completion looks at
 SURFACE_RING_PX = 64    # working px around a hole whose flow tells the motion of the surface the hole lies on

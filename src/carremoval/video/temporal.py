@@ -20,7 +20,7 @@ from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
 from carremoval.masks import crop_slices, dilate, prepare_mask
 from carremoval.shadow import ShadowSettings, shadow_mask, shadow_search_region, shadow_where_darker
-from carremoval.video.blending import nearest_values, remap_points, ring_around, seam_correct, smooth_fill
+from carremoval.blending import nearest_values, remap_points, ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings, in_frame, sample_flow
 from carremoval.video.propagation import Pointers, Window, fill_targets, make_targets, propagate
 from carremoval.video.static import BackgroundModel, camera_motion
