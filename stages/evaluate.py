@@ -61,7 +61,8 @@ def main() -> None:
                                              classes=("car", "truck", "bus"))
     exemplar = ExemplarSettings.from_params(params["exemplar"])
     textured = TexturedInpainter(generator, exemplar, segmenter.mask)
-    keyframe_fill = TexturedInpainter(generator, exemplar)   # video: no segmenter call per keyframe (speed)
+    keyframes = ExemplarSettings.from_params(params["exemplar"], video=True)
+    keyframe_fill = TexturedInpainter(generator, keyframes)   # video: no segmenter call per keyframe (speed)
     baselines = {"telea": telea(), "ns": navier_stokes(), "patchmatch": patchmatch()}
     methods = {"generator": generator, "textured": textured, **baselines}
     video_baselines = {"generator": generator, "telea": baselines["telea"], "ns": baselines["ns"]}

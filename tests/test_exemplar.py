@@ -8,6 +8,7 @@ import pytest
 from carremoval.exemplar import ExemplarSettings, synthesize_texture
 from carremoval.inpainters import TexturedInpainter, telea
 from carremoval.io import read_mask, read_rgb
+from carremoval.params import load_params, repo_root
 
 
 @pytest.fixture(scope="module")
@@ -127,3 +128,13 @@ def test_a_fill_brighter_than_its_surroundings_leaves_no_outline(road):
     assert step_at_border(image) < 5
     assert step_at_border(unmatched) > 10
     assert step_at_border(matched) < 5
+
+
+def test_params_yaml_holds_the_settings_the_cli_uses():
+    """The CLI fills with the code's defaults; the evaluate stage measures params.yaml's: they must agree."""
+    section = load_params(repo_root() / "params.yaml")["exemplar"]
+    assert ExemplarSettings.from_params(section) == ExemplarSettings()
+    assert ExemplarSettings.from_params(section, video=True) == ExemplarSettings().for_video()
+    assert ExemplarSettings().for_video() != ExemplarSettings()
+    with pytest.raises(ValueError, match="exemplar"):
+        ExemplarSettings.from_params({"video": {"texture": 1}}, video=True)

@@ -167,9 +167,10 @@ def is_photo(path: Path) -> bool:
     return path.suffix.lower() in Image.registered_extensions() and not is_video_path(path)
 
 
-def build_inpainter(args: argparse.Namespace, device):
+def build_inpainter(args: argparse.Namespace, device, video: bool = False):
     """The Inpainter for holes no frame shows: the trained generator (with texture synthesis, or alone), or a
-    classical baseline."""
+    classical baseline; a video's keyframes get the texture synthesis' video settings."""
+    from carremoval.exemplar import ExemplarSettings
     from carremoval.inpainters import TexturedInpainter, cv2_inpainter, patchmatch
     from carremoval.removal import CropPolicy, GeneratorInpainter
 
@@ -179,7 +180,9 @@ def build_inpainter(args: argparse.Namespace, device):
         return cv2_inpainter(args.inpainter)
     model = find_model(args.model)
     generator = GeneratorInpainter.from_checkpoint(model, device, CropPolicy(feather_px=args.dilate // 2))
-    return TexturedInpainter(generator) if args.inpainter == "textured" else generator
+    if args.inpainter != "textured":
+        return generator
+    return TexturedInpainter(generator, ExemplarSettings().for_video() if video else ExemplarSettings())
 
 
 def default_segmenter_weights() -> str:
@@ -274,7 +277,7 @@ def remove_video_file(args: argparse.Namespace, output: Path, device) -> str:
             write_mask(args.save_masks / f"{index:05d}.png", hole)
 
     try:
-        stats = remove_video(args.input, output, video_masks(args), build_inpainter(args, device), config,
+        stats = remove_video(args.input, output, video_masks(args), build_inpainter(args, device, video=True), config,
                              progress=not args.no_progress, on_hole=on_hole)
     except WeightsUnavailable as err:
         raise Unavailable(f"--flow {args.flow}: {err}") from None

@@ -61,10 +61,11 @@ def textured_keyframes_speed(folder: Path, size: tuple[int, int], count: int) ->
     import torch   # here, not at the top: the peak-RSS child imports this module and must not load torch
 
     from carremoval.bench.photo import generator_fill
+    from carremoval.exemplar import ExemplarSettings
     from carremoval.inpainters import TexturedInpainter
 
     video, mask_dir = make_input(folder, size, count)
-    fill = TexturedInpainter(generator_fill(repo_root(), torch.device("cpu"))[0])
+    fill = TexturedInpainter(generator_fill(repo_root(), torch.device("cpu"))[0], ExemplarSettings().for_video())
     start = time.perf_counter()
     remove_video(video, folder / "textured.mp4", masks_from_dir(mask_dir), fill, TemporalConfig(), progress=False)
     return count / (time.perf_counter() - start)
