@@ -30,8 +30,9 @@ VOTE_RADIUS = 2   # the patches that vote for a pixel: its 5x5 neighbours' (7x7 
 
 # A video's keyframe fill (what no frame shows, carried along the flow into the window's other frames): the
 # generator's layout at every level and half its low frequencies gave the best hole PSNR on the val clips, which
-# is what the video target asks for (`exemplar.video` in params.yaml; docs/photo-fill.md).
-VIDEO_KEYFRAMES = {"guide_falloff": 1.0, "structure_weight": 0.5}
+# is what the video target asks for; no border match, since the video remover matches what it carries to each
+# frame itself (`exemplar.video` in params.yaml; docs/photo-fill.md).
+VIDEO_KEYFRAMES = {"guide_falloff": 1.0, "structure_weight": 0.5, "match_border": False}
 
 
 @dataclass(frozen=True)
