@@ -9,8 +9,9 @@ and less at each finer one, so the learned layout places the structure and the t
 details. Each pyramid level alternates matching and voting (each hole pixel the mean of what the patches over it
 copy; Wexler et al. 2007). The NNF is computed at a scale where the hole has a bounded number of pixels, so the
 time does not grow with the photo's megapixels; the pixels themselves are copied at full resolution along the
-scaled field, so the texture keeps the photo's own sharpness. Finally the copy's low frequencies are replaced by a mix of the structure's and the voted layout's, and
-the fill is shifted by a smooth offset so that it meets the known pixels at the hole's border without an outline.
+scaled field, so the texture keeps the photo's own sharpness. Finally the copy's low frequencies are replaced by
+a mix of the structure's and the voted layout's, and the fill is shifted by a smooth offset so that it meets the
+known pixels at the hole's border without an outline.
 
 Patches are compared through a PCA basis fitted on the photo's own patches (a few components describe a 7x7
 RGB patch well), computed for every pixel at once with one small filter per component.
