@@ -9,6 +9,14 @@ from carremoval.masks import crop_slices
 SEAM_WORK_PIXELS = 20_000  # the seam offset is interpolated on at most this many pixels
 
 
+def normalised_blur(image: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """The weighted local mean of an HxWxC float image: its Gaussian blur (sigma px) weighted by `weights` (HxW),
+    divided by the blurred weights (values where the weights vanish are meaningless but finite)."""
+    blurred = cv2.GaussianBlur(image * weights[..., None], (0, 0), sigma)
+    total = cv2.GaussianBlur(weights, (0, 0), sigma)
+    return blurred / np.maximum(total, 1e-3)[..., None]
+
+
 def smooth_fill(values: np.ndarray, known: np.ndarray, sweeps: int = 12) -> np.ndarray:
     """Fill the unknown pixels of a float image with the membrane (harmonic) interpolation of the known ones.
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from carremoval.blending import ring_around, seam_correct
+from carremoval.blending import normalised_blur, ring_around, seam_correct
 from carremoval.masks import hole_boxes
 
 
@@ -312,11 +312,13 @@ def _patch_basis(image: np.ndarray, blocked: np.ndarray, patch: int, components:
     offsets = np.arange(patch)
     rows = centres[:, 0, None, None] + offsets[None, :, None]
     cols = centres[:, 1, None, None] + offsets[None, None, :]
-    patches = padded[rows, cols].reshape(len(centres), -1)
-    patches = patches - patches.mean(axis=0)
-    _, _, vectors = np.linalg.svd(patches, full_matrices=False)
-    count = min(components, vectors.shape[0])
-    return vectors[:count].reshape(count, patch, patch, image.shape[2]).astype(np.float32)
+    patches = padded[rows, cols].reshape(len(centres), -1).astype(np.float64)
+    patches -= patches.mean(axis=0)
+    _, vectors = np.linalg.eigh(patches.T @ patches)   # the scatter matrix's eigenvectors, ascending
+    count = min(components, vectors.shape[1], len(centres))
+    leading = vectors[:, ::-1][:, :count].T
+    leading *= np.sign(leading[np.arange(count), np.abs(leading).argmax(axis=1)])[:, None]   # a fixed sign
+    return leading.reshape(count, patch, patch, image.shape[2]).astype(np.float32)
 
 
 def _describe(image: np.ndarray, basis: np.ndarray) -> np.ndarray:
@@ -423,11 +425,8 @@ def _follow_structure(copied: np.ndarray, structure: np.ndarray, layout: np.ndar
 def _match_border(image: np.ndarray, fill: np.ndarray, hole: np.ndarray, sigma: float) -> np.ndarray:
     """The fill shifted so that its local mean meets the known pixels' at the hole's border (the offset measured
     on a ring just outside the hole, interpolated smoothly across it): no outline of the hole is left."""
-    known = (~hole).astype(np.float32)
-    inside = hole.astype(np.float32)
-    outside_mean = _low_pass(image.astype(np.float32) * known[..., None], sigma) / \
-        np.maximum(_low_pass(known, sigma), 1e-6)[..., None]
-    inside_mean = _low_pass(fill * inside[..., None], sigma) / np.maximum(_low_pass(inside, sigma), 1e-6)[..., None]
+    outside_mean = normalised_blur(image.astype(np.float32), (~hole).astype(np.float32), sigma)
+    inside_mean = normalised_blur(fill.astype(np.float32), hole.astype(np.float32), sigma)
     ring = ring_around(hole, 2)
     measured = np.where(ring[..., None], inside_mean, fill).astype(np.float32)
     return seam_correct(outside_mean, measured, hole, ring)

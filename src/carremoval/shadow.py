@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from carremoval.blending import normalised_blur
 from carremoval.masks import bounding_box, components, crop_slices, dilate, within
 
 log = logging.getLogger(__name__)
@@ -157,16 +158,10 @@ def ground_estimate(rgb: np.ndarray, body: np.ndarray, region: np.ndarray, setti
     sigma = max(settings.work_px / 2, 2.0)
     weights = (~avoid).astype(np.float32)
     for _ in range(2):
-        estimate = _normalised_blur(small, weights, sigma)
+        estimate = normalised_blur(small, weights, sigma)
         dark = luma(small) < settings.grow_ratio * luma(estimate)
         weights = (~avoid & ~dark).astype(np.float32)
     return cv2.resize(estimate, (width, height), interpolation=cv2.INTER_LINEAR)
-
-
-def _normalised_blur(image: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
-    blurred = cv2.GaussianBlur(image * weights[..., None], (0, 0), sigma)
-    total = cv2.GaussianBlur(weights, (0, 0), sigma)
-    return blurred / np.maximum(total, 1e-3)[..., None]
 
 
 def shadow_mask(rgb: np.ndarray, body: np.ndarray, settings: ShadowSettings = PHOTO_SHADOW) -> np.ndarray:
