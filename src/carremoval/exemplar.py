@@ -30,10 +30,10 @@ from carremoval.masks import hole_boxes
 VOTE_RADIUS = 2   # the patches that vote for a pixel: its 5x5 neighbours' (7x7 is 2x slower, no better on val)
 
 # A video's keyframe fill (what no frame shows, carried along the flow into the window's other frames): the
-# generator's layout at every level and half its low frequencies gave the best hole PSNR on the val clips, which
-# is what the video target asks for; no border match, since the video remover matches what it carries to each
-# frame itself (`exemplar.video` in params.yaml; docs/photo-fill.md).
-VIDEO_KEYFRAMES = {"guide_falloff": 1.0, "structure_weight": 0.5, "match_border": False}
+# generator's layout at every level, half its low frequencies and a weaker coherence bias gave the best hole PSNR
+# on the val clips, which is what the video target asks for; no border match, since the video remover matches
+# what it carries to each frame itself (`exemplar.video` in params.yaml; docs/photo-fill.md).
+VIDEO_KEYFRAMES = {"guide_falloff": 1.0, "structure_weight": 0.5, "match_border": False, "coherence": 0.3}
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class ExemplarSettings:
     iterations: int = 2             # PatchMatch sweeps (propagation + random search) per round
     locality: float = 0.5           # a source this far from its target (in crop diagonals) costs this share of the
                                     # descriptors' spread: nearby texture is the likelier background
-    coherence: float = 0.3          # a neighbour's offset wins unless another source is this much closer: whole
+    coherence: float = 0.5          # a neighbour's offset wins unless another source is this much closer: whole
                                     # regions come from one place, so the copy is texture, not pixel noise
     max_hole_pixels: int = 20000    # the NNF is computed at a scale where the hole has at most this many pixels
     context: float = 3.0            # the crop around the hole: its bounding box grown this many times
