@@ -11,7 +11,8 @@ copy; Wexler et al. 2007). The NNF is computed at a scale where the hole has a b
 time does not grow with the photo's megapixels; the pixels themselves are copied at full resolution along the
 scaled field, so the texture keeps the photo's own sharpness. Finally the copy's low frequencies are replaced by
 a mix of the structure's and the voted layout's, and the fill is shifted by a smooth offset so that it meets the
-known pixels at the hole's border without an outline.
+known pixels at the hole's border without an outline (the structure is shifted the same way before it guides, so
+that a guide lighter or darker than the photo does not ask for lighter or darker sources).
 
 Patches are compared through a PCA basis fitted on the photo's own patches (a few components describe a 7x7
 RGB patch well), computed for every pixel at once with one small filter per component.
@@ -59,7 +60,8 @@ class ExemplarSettings:
     max_hole_pixels: int = 20000    # the NNF is computed at a scale where the hole has at most this many pixels
     context: float = 3.0            # the crop around the hole: its bounding box grown this many times
     texture_gain: float = 1.0       # share of the copied high frequencies kept (0 = the structure alone)
-    match_border: bool = True       # shift the fill's local mean to meet the known pixels' at the hole's border
+    match_border: bool = True       # shift the structure's and the fill's local mean to meet the known pixels' at
+                                    # the hole's border
     seed: int = 0
 
     @classmethod
@@ -124,6 +126,9 @@ def _context_box(box: tuple[int, int, int, int], shape: tuple[int, int], context
 def _synthesize_crop(image: np.ndarray, hole: np.ndarray, structure: np.ndarray, forbidden: np.ndarray,
                      settings: ExemplarSettings) -> np.ndarray:
     scale = min(1.0, float(np.sqrt(settings.max_hole_pixels / max(int(hole.sum()), 1))))
+    if settings.match_border:   # the guide too: a lighter or darker guide would ask for lighter or darker sources
+        matched = _match_border(image, structure.astype(np.float32), hole, settings.structure_sigma / scale)
+        structure = np.clip(np.rint(matched), 0, 255).astype(np.uint8)
     size = (max(1, round(hole.shape[1] * scale)), max(1, round(hole.shape[0] * scale)))
     levels = _pyramid(_Level(_resize(image.astype(np.float32), size), _resize(hole.astype(np.float32), size) > 0,
                              _resize(forbidden.astype(np.float32), size) > 0,
