@@ -265,3 +265,18 @@ def test_flows_and_shadows_in_threads_give_the_same_frames_as_one_thread(shared_
     monkeypatch.setattr(temporal, "THREADS", 1)
     single, _ = run(frames, masks, config)
     assert all(np.array_equal(a, b) for a, b in zip(threaded, single))
+
+
+def test_fixed_camera_fill_is_not_pulled_by_a_car_passing_beside_the_hole(shared_data):
+    """video.avi: a hole over the empty road (from the 7th frame on; the first ones show the road) just above the
+    path of the car that drives through in frames 60-100. The car crosses the ring around the hole, not the hole:
+    the fill stays the clean plate (one colour offset for the light, not the passing car's colours)."""
+    clean = np.median(np.stack(static_frames(shared_data, 0, 58)), axis=0).astype(np.uint8)
+    frames = static_frames(shared_data, 60, 40)
+    hole = np.zeros(frames[0].shape[:2], bool)
+    hole[55:90, 100:200] = True
+    holes = [hole & (t >= 6) for t in range(len(frames))]
+    outputs, stats = run(frames, holes, TemporalConfig(chunk_frames=24, overlap_frames=4, dilate_px=0))
+    assert stats.windows > 0 and stats.static_windows == stats.windows
+    worst = min(psnr(output, clean, hole) for output in outputs[6:])
+    assert worst > 30

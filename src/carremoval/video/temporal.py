@@ -453,11 +453,16 @@ class TemporalRemover:
         return fills
 
     def _static_fill(self, window: Window, t: int) -> _Fill:
+        """The clean background in the hole, shifted by one colour offset for the light of the moment: the
+        median difference between the frame and the background on a ring around the hole. (A smooth per-pixel
+        offset, as a moving camera's fill gets, takes in whatever else crosses the ring: on a busy road other
+        cars and their shadows pulled the fill by tens of grey levels.)"""
         hole = self._hole(window, t)
-        ring = ring_around(hole, self.config.ring_px)
         seen = self.background.seen
+        ring = ring_around(hole, self.config.ring_px) & seen
         colours = self.background.values.astype(np.float32)
-        colours = seam_correct(window.colours[t], colours, hole & seen, ring & seen)
+        if ring.any():
+            colours += np.median(window.colours[t][ring].astype(np.float32) - colours[ring], axis=0)
         return _Fill(colours, hole & seen, hole & seen & self.background.real)
 
 
