@@ -106,8 +106,9 @@ class SnapshotDownloadHandler(BaseDownloadHandler):
     It sits where Scrapy's HTTP handler sits, so robots.txt, delays, AutoThrottle, retries and pipelines
     all run as they do live. It enforces DOWNLOAD_MAXSIZE like the HTTP handler (DownloadCancelledError),
     and sets `download_latency` for AutoThrottle as they do. When SNAPSHOT_ACCESS_LOG names a file, it appends
-    "<unix time>\\t<status>\\t<url>" for every request it answers (status 0: cancelled for its size): the
-    snapshot's own record of what the crawler asked for.
+    "<unix time>\\t<status>\\t<url>" for every request it answers (the time the request reached it, which is
+    what the download delays space out; status 0: cancelled for its size): the snapshot's own record of what the
+    crawler asked for.
     """
 
     lazy = False
@@ -120,15 +121,15 @@ class SnapshotDownloadHandler(BaseDownloadHandler):
         self.access_log = open(access_log, "a", encoding="utf-8") if access_log else None
 
     async def download_request(self, request: Request) -> Response:
-        start = time.monotonic()
-        response = await self._answer(request)
+        start, arrived = time.monotonic(), time.time()
+        response = await self._answer(request, arrived)
         request.meta["download_latency"] = time.monotonic() - start   # as the HTTP handlers do; AutoThrottle reads it
         return response
 
-    async def _answer(self, request: Request) -> Response:
+    async def _answer(self, request: Request, arrived: float) -> Response:
         path = snapshot_file(request.url, self.root)
         if path is None:
-            self._log_access(request, 404)
+            self._log_access(request, 404, arrived)
             headers = {"Content-Type": CONTENT_TYPES[".html"]}
             return responsetypes.from_args(headers=headers)(
                 url=request.url, status=404, headers=headers, body=NOT_FOUND_BODY, request=request
@@ -136,7 +137,7 @@ class SnapshotDownloadHandler(BaseDownloadHandler):
         size = path.stat().st_size
         maxsize = request.meta.get("download_maxsize", self.maxsize)
         if maxsize and size > maxsize:
-            self._log_access(request, 0)
+            self._log_access(request, 0, arrived)
             message = (
                 f"Expected to receive {size} bytes which is larger than download max size ({maxsize}) "
                 f"in request {request}."
@@ -144,14 +145,14 @@ class SnapshotDownloadHandler(BaseDownloadHandler):
             logger.warning(message)
             raise DownloadCancelledError(message)
         body = await run_in_thread(path.read_bytes)
-        self._log_access(request, 200)
+        self._log_access(request, 200, arrived)
         headers = {"Content-Type": content_type(path), "Content-Length": str(len(body))}
         respcls = responsetypes.from_args(headers=headers, url=request.url, body=body)
         return respcls(url=request.url, status=200, headers=headers, body=body, request=request)
 
-    def _log_access(self, request: Request, status: int) -> None:
+    def _log_access(self, request: Request, status: int, arrived: float) -> None:
         if self.access_log is not None:
-            self.access_log.write(f"{time.time():.3f}\t{status}\t{request.url}\n")
+            self.access_log.write(f"{arrived:.3f}\t{status}\t{request.url}\n")
             self.access_log.flush()
 
     async def close(self) -> None:
