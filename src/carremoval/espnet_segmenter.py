@@ -9,7 +9,8 @@ load_state_dict(strict=True)). Preprocessing follows the authors' test script: t
 (PIL bilinear) to the training size (1024x512 for Cityscapes, 384x384 for PASCAL), scaled to [0, 1] and
 normalised with the ImageNet mean and std; `labels` upsamples the logits bilinearly to the photo's size (as the
 authors do); `probabilities` sums the soft-maxed probabilities of the chosen classes (car by default; Cityscapes
-also has truck and bus) at the network's size and upsamples that sum.
+also has truck and bus) at the network's size and upsamples that sum. With `equalize`, the resized input's
+lightness is equalised first (CLAHE; hazy or washed-out footage, where the car's contrast is low).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -107,6 +109,14 @@ def scaled_input_size(spec: EspnetDataset, height: int | None) -> tuple[int, int
     return round(width * height / training_height), int(height)
 
 
+def equalize_lightness(rgb: np.ndarray, clip_limit: float = 2.0, tiles: int = 8) -> np.ndarray:
+    """The RGB image with its CIELAB lightness equalised by CLAHE (contrast-limited adaptive histogram
+    equalisation, `tiles` x `tiles` tiles), its colours' a, b kept."""
+    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
+    lab[..., 0] = cv2.createCLAHE(clip_limit, (tiles, tiles)).apply(lab[..., 0])
+    return cv2.cvtColor(lab, cv2.COLOR_LAB2RGB)
+
+
 def check_rgb(rgb: np.ndarray) -> np.ndarray:
     """The photo as an HxWx3 uint8 array; ValueError for anything else."""
     array = np.asarray(rgb)
@@ -120,8 +130,10 @@ class EspnetCarSegmenter:
 
     def __init__(self, model: ESPNetv2Segmentation, dataset: str = "cityscapes",
                  device: torch.device | str | None = "auto",
-                 classes: Sequence[int | str] | None = None, input_height: int | None = None) -> None:
+                 classes: Sequence[int | str] | None = None, input_height: int | None = None,
+                 equalize: bool = False) -> None:
         self.spec = dataset_spec(dataset)
+        self.equalize = equalize
         self.input_size = scaled_input_size(self.spec, input_height)
         if model.num_classes != self.spec.num_classes:
             raise ValueError(f"the model has {model.num_classes} classes, {self.spec.name} has "
@@ -139,12 +151,13 @@ class EspnetCarSegmenter:
     def from_file(cls, path: str | os.PathLike, dataset: str = "cityscapes",
                   device: torch.device | str | None = "auto",
                   classes: Sequence[int | str] | None = None, input_height: int | None = None,
-                  ) -> EspnetCarSegmenter:
+                  equalize: bool = False) -> EspnetCarSegmenter:
         """Load the authors' state dict for `dataset` after checking the file's sha256.
 
         ValueError (naming the file) when it is missing, its checksum is not the published one, or it does not
         load into the network with strict=True. `device` "auto" picks CUDA when available. `input_height` scales
-        the network's input from the training size (None) to that height, its aspect kept: faster, coarser."""
+        the network's input from the training size (None) to that height, its aspect kept: faster, coarser.
+        `equalize`: equalise the input's lightness (CLAHE) before the network."""
         spec = dataset_spec(dataset)
         path = Path(path)
         if not path.is_file():
@@ -161,12 +174,16 @@ class EspnetCarSegmenter:
         except Exception as err:  # torch raises many types for a foreign or damaged file
             raise ValueError(f"{path}: does not load as ESPNetv2 {spec.name} weights "
                              f"({type(err).__name__}: {err})") from None
-        return cls(model, dataset=spec.name, device=device, classes=classes, input_height=input_height)
+        return cls(model, dataset=spec.name, device=device, classes=classes, input_height=input_height,
+                   equalize=equalize)
 
     def preprocess(self, rgb: np.ndarray) -> torch.Tensor:
-        """The photo resized (PIL bilinear) to the training size, in [0, 1], ImageNet-normalised: 1x3xhxw."""
-        resized = Image.fromarray(check_rgb(rgb)).resize(self.input_size, Image.BILINEAR)
-        x = torch.from_numpy(np.array(resized)).to(self.device).permute(2, 0, 1)[None].float() / 255.0
+        """The photo resized (PIL bilinear) to the input size (its lightness equalised with `equalize`), in [0, 1],
+        ImageNet-normalised: 1x3xhxw."""
+        resized = np.array(Image.fromarray(check_rgb(rgb)).resize(self.input_size, Image.BILINEAR))
+        if self.equalize:
+            resized = equalize_lightness(resized)
+        x = torch.from_numpy(resized).to(self.device).permute(2, 0, 1)[None].float() / 255.0
         return (x - self._mean) / self._std
 
     @torch.no_grad()
