@@ -78,16 +78,16 @@ def _parked_car(shadow_level: int | None = None) -> tuple[np.ndarray, np.ndarray
     return image, body
 
 
-def _kept_hole(image: np.ndarray, body: np.ndarray, fill_level: float, observed: bool) -> np.ndarray:
+def _kept_hole(image: np.ndarray, body: np.ndarray, fill_level: float, observed: bool | np.ndarray) -> np.ndarray:
     """The hole the remover keeps for a frame whose shadow search region is filled with one grey level, seen in
-    other frames (`observed`) or made up."""
+    other frames (`observed`: everywhere, nowhere, or where a mask says) or made up."""
     from carremoval.shadow import shadow_search_region
     from carremoval.video.temporal import TemporalRemover, _Fill, _Frame
 
     hole = body | shadow_search_region(body)
     frame = _Frame(0, image, hole.copy(), image[..., 0], hole, body=body)
-    fill = _Fill(np.full(image.shape, fill_level, np.float32), hole.copy(),
-                 hole.copy() if observed else np.zeros_like(hole))
+    seen = hole & observed if isinstance(observed, np.ndarray) else hole.copy() if observed else np.zeros_like(hole)
+    fill = _Fill(np.full(image.shape, fill_level, np.float32), hole.copy(), seen)
     return body | TemporalRemover(telea(), TemporalConfig(dilate_px=0))._shadow(frame, fill)
 
 
@@ -108,3 +108,24 @@ def test_where_no_frame_showed_the_ground_the_photo_rule_finds_the_shadow():
     hole = _kept_hole(image, body, 90.0, observed=False)
     assert hole[70:78, 50:110].mean() > 0.9
     assert not hole[80:].any() and not hole[:, :40].any()
+
+
+def test_a_contact_shadow_in_sun_is_taken():
+    """The ground right under a car in sun can be under a tenth as bright as the sunlit ground another frame saw
+    there (DAVIS car-roundabout: luma 8-13 against 140): that is shadow, not something black to leave."""
+    image, body = _parked_car(shadow_level=7)
+    hole = _kept_hole(image, body, 90.0, observed=True)
+    assert hole[70:78, 50:110].mean() > 0.9
+    assert not hole[80:].any()
+
+
+def test_a_shadow_seen_in_part_extends_over_the_made_up_ground():
+    """A shadow thrown 30 px beside the car whose ground other frames saw only under the car: it starts where the
+    ground was seen and extends over the made-up part, beyond the fifth of the car's width the photo rule allows."""
+    image, body = _parked_car(shadow_level=45)
+    image[70:78, 20:50] = 45
+    observed = np.zeros(body.shape, bool)
+    observed[:, 50:] = True
+    hole = _kept_hole(image, body, 90.0, observed)
+    assert hole[70:78, 28:46].mean() > 0.9
+    assert not hole[80:].any() and not hole[:, :16].any()

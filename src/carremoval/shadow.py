@@ -35,7 +35,8 @@ class ShadowSettings:
     lower_part: float = 0.4       # a shadow attaches below this fraction of the car's height (from its top)
     seed_ratio: float = 0.72      # a pixel this much darker than the ground (luma ratio) starts a shadow
     grow_ratio: float = 0.85      # ... and pixels up to this ratio, connected to a seed, extend it
-    min_ratio: float = 0.12       # darker than this is not a shadow (black borders, holes, tyres)
+    min_ratio: float = 0.02       # darker than this is not a shadow: against the ground another frame saw, only
+                                  # noise on black; a car's contact shadow in sun is 7-12% of the ground's luma
     max_chroma: float = 0.06      # largest chromaticity (r, g share) difference to the ground
     max_growth: float = 1.0       # the shadow's area is capped at this multiple of the car's area
     min_body_px: int = 30         # smaller cars get no shadow
@@ -61,8 +62,9 @@ class ShadowSettings:
 
 # Photos have no observed ground to compare with, only a smooth estimate from around the car, so dark ground
 # (grass, bushes, tyre marks, other things' shadows) reads as shadow: a photo's shadow is searched closer under the
-# car and grows less far. Chosen on the val re-renders (docs/shadows.md).
-PHOTO_SHADOW = ShadowSettings(reach=0.4, sideways=0.2, lower_part=0.85, grow_ratio=0.8)
+# car and grows less far. Chosen on the val re-renders (docs/shadows.md). Against that estimate black things (tyres,
+# holes, a letterbox border) are darker than any shadow, so the darkest pixels (min_ratio) are none.
+PHOTO_SHADOW = ShadowSettings(reach=0.4, sideways=0.2, lower_part=0.85, grow_ratio=0.8, min_ratio=0.12)
 
 
 def luma(rgb: np.ndarray) -> np.ndarray:
@@ -117,11 +119,13 @@ def attached(candidates: np.ndarray, body: np.ndarray, settings: ShadowSettings)
 
 
 def shadow_from_ratio(ratio: np.ndarray, chroma: np.ndarray, body: np.ndarray, region: np.ndarray,
-                      settings: ShadowSettings) -> np.ndarray:
-    """The shadow given the darkness images: hysteresis on the luma ratio (seeds, then growth) within `region`,
-    the ground's chromaticity kept, attached to the car, capped."""
+                      settings: ShadowSettings, seedable: np.ndarray | None = None) -> np.ndarray:
+    """The shadow given the darkness images: hysteresis on the luma ratio (seeds, only where `seedable` when given;
+    then growth) within `region`, the ground's chromaticity kept, attached to the car, capped."""
     plausible = region & ((chroma <= settings.max_chroma) | (ratio <= settings.seed_ratio)) & (ratio >= settings.min_ratio)
     seeds = plausible & (ratio <= settings.seed_ratio)
+    if seedable is not None:
+        seeds &= seedable
     seeds = cv2.morphologyEx(seeds.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
     grow = plausible & (ratio <= settings.grow_ratio)
     labels, _ = components(grow)
@@ -207,10 +211,12 @@ def shadow_search_region(body: np.ndarray, settings: ShadowSettings = ShadowSett
 
 
 def shadow_where_darker(rgb: np.ndarray, background: np.ndarray, body: np.ndarray, known: np.ndarray,
-                        settings: ShadowSettings = ShadowSettings(), margin_px: int = 0) -> np.ndarray:
+                        settings: ShadowSettings = ShadowSettings(), margin_px: int = 0,
+                        seen: np.ndarray | None = None) -> np.ndarray:
     """The cars' shadows given the clean background (video: what the other frames show there): pixels of `known`
     darker than it with its chromaticity, attached to a car's lower part, capped; grown by `margin_px` (the soft
-    edge) within the search region."""
+    edge) within the search region. With `seen`, a shadow starts only where the background was seen, and extends
+    from there into the rest of `known` (a made-up background: the evidence of being darker is weaker there)."""
     shadow = np.zeros(body.shape, bool)
     for car in cars(np.asarray(body, bool), settings):
         region = search_region(car, settings)
@@ -218,6 +224,7 @@ def shadow_where_darker(rgb: np.ndarray, background: np.ndarray, body: np.ndarra
             continue
         rows, cols = crop_slices(region | car, margin=4)   # the car and its search region, with a morphology border
         ratio, chroma = darkness(rgb[rows, cols], background[rows, cols], known[rows, cols])
-        found = shadow_from_ratio(ratio, chroma, car[rows, cols], region[rows, cols] & known[rows, cols], settings)
+        found = shadow_from_ratio(ratio, chroma, car[rows, cols], region[rows, cols] & known[rows, cols], settings,
+                                  None if seen is None else seen[rows, cols])
         shadow[rows, cols] |= dilate(found, margin_px) & region[rows, cols]
     return shadow & ~body

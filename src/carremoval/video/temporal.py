@@ -223,15 +223,16 @@ class TemporalRemover:
 
     def _shadow(self, frame: _Frame, fill: _Fill | None) -> np.ndarray:
         """The shadow within the frame's hole beside the car: the hole then shrinks from where a shadow may be to
-        the car and this. Where the fill shows the ground as another frame saw it, the shadow is what is darker
-        than that; where no frame saw it (against a made-up fill any ground may look darker), the photo rule
-        decides, against the ground around the car."""
+        the car and this. The shadow is what is darker than the fill: it starts where the fill shows the ground as
+        another frame saw it, and extends from there over the made-up fill (where no frame saw the ground); a
+        shadow wholly in the made-up fill (against which any ground may look darker) is left to the photo rule,
+        against the ground around the car."""
         region = frame.hole & ~frame.body
         shadow = np.zeros(region.shape, bool)
         if fill is not None and region.any():
             background = np.clip(np.rint(fill.colours), 0, 255).astype(np.uint8)
-            shadow = shadow_where_darker(frame.image, background, frame.body, region & fill.real,
-                                         self.shadow_settings, self.config.dilate_px)
+            shadow = shadow_where_darker(frame.image, background, frame.body, region, self.shadow_settings,
+                                         self.config.dilate_px, seen=region & fill.real)
             unseen = region & ~fill.real
             if unseen.any():
                 shadow |= dilate(shadow_mask(frame.image, frame.body) & unseen, self.config.dilate_px) & region
