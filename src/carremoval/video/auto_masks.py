@@ -171,8 +171,10 @@ class AutoMasker:
     def _moving(self, labels: np.ndarray, count: int, flow: np.ndarray | None, full_flow: np.ndarray | None,
                 small_shape: tuple[int, ...]) -> np.ndarray:
         """Instances whose median motion against the background's (a homography fit) exceeds the threshold,
-        without their parts moving far less (a parked car touching a moving one in the picture); the evidence is
-        averaged over time along the flow, and a car once moving stays until it is half below the threshold."""
+        without their parts moving far less (a parked car touching a moving one in the picture), and the moving
+        parts of still instances (a car merged in the picture with the barrier or the parked cars it passes); the
+        evidence is averaged over time along the flow, and a car once moving stays until it is half below the
+        threshold."""
         if flow is None:  # a single frame: no car is known to move
             self._motion = None
             self._chosen = np.zeros(labels.shape, bool)
@@ -188,6 +190,7 @@ class AutoMasker:
         if self._chosen is not None and full_flow is not None:
             before = warp(self._chosen.astype(np.float32), full_flow) > 0.5
         chosen = np.zeros(labels.shape, bool)
+        min_part = self.settings.min_area * motion.size
         for instance in range(1, count + 1):
             inside = small_labels == instance
             if not inside.any():
@@ -196,9 +199,12 @@ class AutoMasker:
             threshold = self.settings.motion_threshold
             if before is not None and before[labels == instance].mean() > 0.5:
                 threshold *= 0.5
-            if score > threshold:  # moving; a parked car it touches in the picture (moving far less) stays
-                part = (motion > max(0.5 * threshold, 0.4 * score)) & inside
-                part = cv2.morphologyEx(part.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+            # moving: its parts but a parked car it touches in the picture (moving far less); still: its parts
+            # moving at twice the threshold (DIS smears a passing car's motion onto a parked one it touches), when
+            # they are as large as a car may be
+            part = (motion > (max(0.5 * threshold, 0.4 * score) if score > threshold else 2 * threshold)) & inside
+            part = cv2.morphologyEx(part.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+            if score > threshold or part.sum() >= min_part:
                 part = cv2.resize(part, (labels.shape[1], labels.shape[0]), interpolation=cv2.INTER_LINEAR) > 0
                 chosen |= part & (labels == instance)
         self._chosen = chosen
