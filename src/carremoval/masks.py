@@ -41,6 +41,14 @@ def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, stats[1:]
 
 
+def small_parts(mask: np.ndarray, max_px: float) -> np.ndarray:
+    """The mask's 8-connected components of fewer than `max_px` pixels."""
+    labels, stats = components(mask)
+    small = np.zeros(len(stats) + 1, bool)
+    small[1:] = stats[:, cv2.CC_STAT_AREA] < max_px
+    return small[labels]
+
+
 def instance_labels(mask: np.ndarray, gap: int) -> tuple[np.ndarray, int]:
     """Label the mask's pixels by instance: components closer than `gap` px (a car split by an occluder) join."""
     mask = mask.astype(np.uint8)
