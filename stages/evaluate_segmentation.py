@@ -30,7 +30,7 @@ def main() -> None:
     configure_cpu_threads()
     weights = str(resolve_path(params["segment"]["weights"], root))
     photo_segmenter = removal_segmenter(settings["photo_model"], weights)
-    video_segmenter = removal_segmenter(settings["video_model"], weights)
+    video_segmenter = removal_segmenter(settings["video_model"], weights, video=True)
     auto = AutoMaskSettings(**settings.get("auto_masks", {}))
     config = TemporalConfig.from_params(params["remove"])
     sequences = [resolve_path(sequence, root) for sequence in params["evaluate"]["real"]]

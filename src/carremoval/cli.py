@@ -203,7 +203,8 @@ def build_segmenter(args: argparse.Namespace, kind: str, keep: str = "all"):
 
     try:
         return removal_segmenter(args.segmenter or DEFAULT_SEGMENTER[kind],
-                                 args.segmenter_weights or default_segmenter_weights(), args.device, keep)
+                                 args.segmenter_weights or default_segmenter_weights(), args.device, keep,
+                                 video=kind == "video")
     except WeightsUnavailable as err:
         raise Unavailable(f"--masks auto needs a car segmenter: {err}\n"
                           "Give masks instead: --masks DIR (one PNG per frame) or --masks FILE.") from None

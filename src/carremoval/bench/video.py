@@ -102,7 +102,7 @@ def auto_mask_speed(folder: Path, size: tuple[int, int], count: int) -> float:
     from carremoval.video.auto_masks import AutoMaskSettings, auto_mask_source
 
     video, _ = make_input(folder, size, count)
-    segmenter = removal_segmenter("espnetv2", str(ESPNET_WEIGHTS))
+    segmenter = removal_segmenter("espnetv2", str(ESPNET_WEIGHTS), video=True)
     masks = auto_mask_source(segmenter.probability, AutoMaskSettings(cars="moving"))
     start = time.perf_counter()
     remove_video(video, folder / "auto.mp4", masks, telea(), TemporalConfig(), progress=False)
