@@ -39,6 +39,9 @@ class ShadowSettings:
                                   # noise on black; a car's contact shadow in sun is 7-12% of the ground's luma
     max_chroma: float = 0.06      # largest chromaticity (r, g share) difference to the ground
     max_growth: float = 1.0       # the shadow's area is capped at this multiple of the car's area
+    change_seed: float = 40.0     # fixed camera: a pixel beside the car whose largest channel differs from the clean
+                                  # background by more than this starts an attached change ...
+    change_grow: float = 20.0     # ... and pixels differing by more than this, connected to it, extend it
     min_body_px: int = 30         # smaller cars get no shadow
     work_px: int = 24             # the photo's ground estimate is computed where the car's reach is this many px
 
@@ -47,6 +50,8 @@ class ShadowSettings:
             raise ValueError("shadow: expected 0 < min_ratio < seed_ratio <= grow_ratio < 1")
         if min(self.reach, self.max_chroma, self.max_growth) <= 0 or not 0 <= self.lower_part <= 1:
             raise ValueError("shadow: reach, max_chroma and max_growth must be > 0, lower_part in [0, 1]")
+        if not 0 < self.change_grow <= self.change_seed:
+            raise ValueError("shadow: expected 0 < change_grow <= change_seed")
         if self.sideways is not None and self.sideways < 0:
             raise ValueError("shadow: sideways must be >= 0 (or None)")
 
@@ -108,11 +113,13 @@ def darkness(rgb: np.ndarray, reference: np.ndarray, known: np.ndarray | None = 
     return ratio, chroma
 
 
-def attached(candidates: np.ndarray, body: np.ndarray, settings: ShadowSettings) -> np.ndarray:
-    """The candidate pixels 8-connected to the car's lower part."""
+def attached(candidates: np.ndarray, body: np.ndarray, settings: ShadowSettings, lower_part: bool = True
+             ) -> np.ndarray:
+    """The candidate pixels 8-connected to the car's lower part (with `lower_part` False: to any part of it)."""
     box = bounding_box(body)
     edge = dilate(body, 2) & ~body
-    edge[:box[1] + int(settings.lower_part * (box[3] - box[1]))] = False
+    if lower_part:
+        edge[:box[1] + int(settings.lower_part * (box[3] - box[1]))] = False
     labels, _ = components(candidates | (edge & dilate(candidates, 2)))
     touching = np.unique(labels[edge & (labels > 0)])
     return np.isin(labels, touching[touching > 0]) & candidates
@@ -228,3 +235,33 @@ def shadow_where_darker(rgb: np.ndarray, background: np.ndarray, body: np.ndarra
                                   None if seen is None else seen[rows, cols])
         shadow[rows, cols] |= dilate(found, margin_px) & region[rows, cols]
     return shadow & ~body
+
+
+def effects_region(body: np.ndarray, settings: ShadowSettings = ShadowSettings()) -> np.ndarray:
+    """Where a fixed camera looks for what a car changes beside its mask: within each car's reach on every side."""
+    region = np.zeros(body.shape, bool)
+    for car in cars(np.asarray(body, bool), settings):
+        region |= within(car, reach_px(car, settings))
+    return region & ~body
+
+
+def attached_change(rgb: np.ndarray, background: np.ndarray, body: np.ndarray, known: np.ndarray,
+                    settings: ShadowSettings = ShadowSettings()) -> np.ndarray:
+    """Fixed camera: the pixels of `known` within each car's reach that differ from the clean background and are
+    attached to the car (on any side), capped: its shadow, and the parts of the car its mask missed (a roof the
+    segmenter did not see, a bumper's edge). Hysteresis on the largest channel difference (`change_seed`, then
+    `change_grow`)."""
+    changed = np.zeros(body.shape, bool)
+    for car in cars(np.asarray(body, bool), settings):
+        region = within(car, reach_px(car, settings)) & ~car & known
+        if not region.any():
+            continue
+        rows, cols = crop_slices(region | car, margin=4)
+        difference = np.abs(rgb[rows, cols].astype(np.int16) - background[rows, cols].astype(np.int16)).max(-1)
+        grow = region[rows, cols] & (difference > settings.change_grow)
+        labels, _ = components(grow)
+        seeds = grow & (difference > settings.change_seed)
+        grown = np.isin(labels, np.unique(labels[seeds & (labels > 0)])) & grow
+        found = attached(grown, car[rows, cols], settings, lower_part=False)
+        changed[rows, cols] |= cap_growth(found, car[rows, cols], settings)
+    return changed & ~body

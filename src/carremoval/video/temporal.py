@@ -19,7 +19,9 @@ import numpy as np
 from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
 from carremoval.masks import crop_slices, dilate, prepare_mask, small_parts
-from carremoval.shadow import ShadowSettings, shadow_mask, shadow_search_region, shadow_where_darker
+from carremoval.shadow import (
+    ShadowSettings, attached_change, effects_region, shadow_mask, shadow_search_region, shadow_where_darker,
+)
 from carremoval.blending import nearest_values, remap_points, ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings, in_frame, sample_flow
 from carremoval.video.propagation import Pointers, Window, fill_targets, make_targets, propagate
@@ -192,7 +194,7 @@ class TemporalRemover:
         emit = new if final else new[:-overlap]
         fills, static = self._fill_window(frames, new)
         if self.config.shadow == "auto":
-            for t, shadow in zip(emit, _in_threads(lambda t: self._shadow(frames[t], fills.get(t)), emit)):
+            for t, shadow in zip(emit, _in_threads(lambda t: self._shadow(frames[t], fills.get(t), static), emit)):
                 frames[t].hole = frames[t].body | shadow
                 self.stats.shadow_pixels += int(shadow.sum())
         outputs = []
@@ -224,12 +226,13 @@ class TemporalRemover:
         self.stats.hallucinated_pixels += holes - int(fill.real[frame.hole].sum())
         return output, made_up
 
-    def _shadow(self, frame: _Frame, fill: _Fill | None) -> np.ndarray:
+    def _shadow(self, frame: _Frame, fill: _Fill | None, static: bool) -> np.ndarray:
         """The shadow within the frame's hole beside the car: the hole then shrinks from where a shadow may be to
         the car and this. The shadow is what is darker than the fill: it starts where the fill shows the ground as
         another frame saw it, and extends from there over the made-up fill (where no frame saw the ground); a
         shadow wholly in the made-up fill (against which any ground may look darker) is left to the photo rule,
-        against the ground around the car."""
+        against the ground around the car. A fixed camera also takes whatever else beside the car differs from
+        its clean background and is attached to it (`_attached_change`)."""
         region = frame.hole & ~frame.body
         shadow = np.zeros(region.shape, bool)
         if fill is not None and region.any():
@@ -239,7 +242,21 @@ class TemporalRemover:
             unseen = region & ~fill.real
             if unseen.any():
                 shadow |= dilate(shadow_mask(frame.image, frame.body) & unseen, self.config.dilate_px) & region
+        if fill is not None and static:
+            shadow |= self._attached_change(frame, fill)
         return shadow
+
+    def _attached_change(self, frame: _Frame, fill: _Fill) -> np.ndarray:
+        """Fixed camera: the pixels beside the car (any side) that differ from the clean background and are
+        attached to it, grown by the soft edge: the parts of the car its mask missed, and its shadow. The fill
+        (the clean background for the whole frame) is extended over them."""
+        seen = self.background.seen
+        background = np.clip(np.rint(fill.colours), 0, 255).astype(np.uint8)
+        change = attached_change(frame.image, background, frame.body, seen, self.shadow_settings)
+        change = dilate(change, self.config.dilate_px) & seen & ~frame.body
+        fill.filled |= change
+        fill.real |= change & self.background.real
+        return change
 
     def _smooth(self, frame: _Frame, previous: np.ndarray) -> None:
         """A recurrent temporal filter in the hole: blend in the previous output, carried along the (completed)
@@ -269,7 +286,7 @@ class TemporalRemover:
         window = self._window(frames, new, cars_only=static)
         if static:
             self.stats.static_windows += 1
-            return self._fill_static(window, new), True
+            return self._fill_static(window, new, self._effects_region(frames, new)), True
         self.background.reset()
         return self._fill_moving(window, new), False
 
@@ -442,13 +459,24 @@ class TemporalRemover:
         colours = seam_correct(window.colours[t], colours, hole & filled, filled & ~hole)
         return _Fill(colours, filled & hole, is_real & hole)
 
-    def _fill_static(self, window: Window, new: list[int]) -> dict[int, _Fill]:
-        """Fixed camera: every hole gets the clean background (temporal median); unseen pixels are made up once."""
+    def _effects_region(self, frames: list[_Frame], new: list[int]) -> np.ndarray | None:
+        """Shadow auto on a fixed camera: where the new frames' cars may change the picture beside their masks
+        (the clean background is modelled there too)."""
+        if self.config.shadow != "auto":
+            return None
+        region = np.zeros(frames[0].hole.shape, bool)
+        for t in new:
+            region |= effects_region(frames[t].body, self.shadow_settings)
+        return region
+
+    def _fill_static(self, window: Window, new: list[int], around: np.ndarray | None = None) -> dict[int, _Fill]:
+        """Fixed camera: every hole gets the clean background (temporal median), which is also kept `around`
+        (where the cars' effects may be); unseen pixels of the holes are made up once."""
         holed = [t for t in new if window.targets[t] is not None]
         region = np.zeros(window.shape, bool)
         for t in holed:
             region[window.targets[t].ys, window.targets[t].xs] = True
-        self.background.update(window.colours, window.known, window.real, region)
+        self.background.update(window.colours, window.known, window.real, region if around is None else region | around)
         unseen = region & ~self.background.seen
         if unseen.any():
             keyframe = max(holed, key=lambda t: int((self._hole(window, t) & unseen).sum()))
