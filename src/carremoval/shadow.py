@@ -125,6 +125,12 @@ def attached(candidates: np.ndarray, body: np.ndarray, settings: ShadowSettings,
     return np.isin(labels, touching[touching > 0]) & candidates
 
 
+def hysteresis(seeds: np.ndarray, grow: np.ndarray) -> np.ndarray:
+    """The 8-connected components of `grow` that hold a seed."""
+    labels, _ = components(grow)
+    return np.isin(labels, np.unique(labels[seeds & (labels > 0)])) & grow
+
+
 def shadow_from_ratio(ratio: np.ndarray, chroma: np.ndarray, body: np.ndarray, region: np.ndarray,
                       settings: ShadowSettings, seedable: np.ndarray | None = None) -> np.ndarray:
     """The shadow given the darkness images: hysteresis on the luma ratio (seeds, only where `seedable` when given;
@@ -134,10 +140,7 @@ def shadow_from_ratio(ratio: np.ndarray, chroma: np.ndarray, body: np.ndarray, r
     if seedable is not None:
         seeds &= seedable
     seeds = cv2.morphologyEx(seeds.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool)
-    grow = plausible & (ratio <= settings.grow_ratio)
-    labels, _ = components(grow)
-    grown = np.isin(labels, np.unique(labels[seeds & (labels > 0)])) & grow
-    shadow = attached(grown, body, settings)
+    shadow = attached(hysteresis(seeds, plausible & (ratio <= settings.grow_ratio)), body, settings)
     shadow = cv2.morphologyEx(shadow.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8)).astype(bool)
     return cap_growth(shadow & region, body, settings)
 
@@ -259,9 +262,7 @@ def attached_change(rgb: np.ndarray, background: np.ndarray, body: np.ndarray, k
         rows, cols = crop_slices(region | car, margin=4)
         difference = np.abs(rgb[rows, cols].astype(np.int16) - background[rows, cols].astype(np.int16)).max(-1)
         grow = region[rows, cols] & (difference > settings.change_grow)
-        labels, _ = components(grow)
-        seeds = grow & (difference > settings.change_seed)
-        grown = np.isin(labels, np.unique(labels[seeds & (labels > 0)])) & grow
-        found = attached(grown, car[rows, cols], settings, lower_part=False)
+        found = attached(hysteresis(grow & (difference > settings.change_seed), grow), car[rows, cols], settings,
+                         lower_part=False)
         changed[rows, cols] |= cap_growth(found, car[rows, cols], settings)
     return changed & ~body
