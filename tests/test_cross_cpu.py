@@ -143,12 +143,26 @@ FLARE = {"src_radius": 58, "method": "overlay", "p": 1.0}
 FOG = {"fog_coef_range": (0.2, 0.6), "p": 1.0}
 
 
+@pytest.fixture
+def simsimd_serial():
+    """albumentations blends through simsimd, whose AVX2 / AVX-512 kernels round differently from CPU to CPU (the
+    flare differed in 0.85% of values on CI's CPU, 0.001% here): compare with its portable serial kernel."""
+    import simsimd
+
+    switched = [name for name, on in simsimd.get_capabilities().items() if on and name != "serial"]
+    for name in switched:
+        simsimd.disable_capability(name)
+    yield
+    for name in switched:
+        simsimd.enable_capability(name)
+
+
 @pytest.mark.parametrize("ours, theirs, most", [
     (ExactRain(**RAIN), A.RandomRain(**RAIN), 0.0),
-    (ExactSunFlare(**FLARE), A.RandomSunFlare(**FLARE), 1e-4),
+    (ExactSunFlare(**FLARE), A.RandomSunFlare(**FLARE), 0.0),
     (ExactFog(**FOG), A.RandomFog(**FOG), 0.01),
 ])
-def test_exact_weather_draws_what_albumentations_draws(shared_data: Path, ours, theirs, most: float):
+def test_exact_weather_draws_what_albumentations_draws(shared_data: Path, simsimd_serial, ours, theirs, most: float):
     """Same sampled parameters, same picture: at most 1 level apart, in at most `most` of the values."""
     with Image.open(shared_data / "photos" / "backgrounds" / "dpst_in7.png") as opened:
         image = np.asarray(opened.convert("RGB").resize((192, 128)))
