@@ -102,3 +102,13 @@ def test_bad_inputs_leave_no_output(clip, tmp_path):
         remove_video(folder / "input.mkv", tmp_path / "missing" / "out.mkv", masks, telea(), CONFIG, progress=False)
     assert not output.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["corrupt.mkv", "few_masks", "many_masks", "small.png"]
+
+
+def test_malloc_arenas_are_capped_unless_the_user_set_them(monkeypatch):
+    """The cap is what keeps the peak memory flat over a long video (make bench); the user's own setting wins."""
+    from carremoval.video.remove import cap_malloc_arenas
+
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    assert cap_malloc_arenas.__wrapped__() is True
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "8")
+    assert cap_malloc_arenas.__wrapped__() is False

@@ -1,6 +1,9 @@
 """Remove a car from a video file: decode -> temporal remover -> encode, with a progress bar and stats."""
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 import itertools
 import os
 import time
@@ -15,6 +18,8 @@ from carremoval.video.mask_sources import MaskSource, with_masks
 from carremoval.video.temporal import Inpainter, RemovalStats, TemporalConfig, remove_frames
 
 MIN_SIDE = 12  # OpenCV's DIS optical flow needs frames at least this wide or high
+MALLOC_ARENAS = 2  # glibc malloc arenas for the process (its default: 8 per core)
+M_ARENA_MAX = -8   # mallopt's parameter number, from glibc's malloc.h
 
 
 def remove_video(input_path: str | os.PathLike, output_path: str | os.PathLike, masks: MaskSource,
@@ -31,6 +36,7 @@ def remove_video(input_path: str | os.PathLike, output_path: str | os.PathLike, 
     (the video is written to a temp file and renamed at the end).
     """
     check_output_path(output_path, config.lossless)
+    cap_malloc_arenas()
     reader = VideoReader(input_path)
     info = reader.info
     if max(info.width, info.height) < MIN_SIDE:
@@ -72,3 +78,21 @@ def _split(pairs):
     """Two iterators over the first and second items of `pairs`, consumed in step."""
     first, second = itertools.tee(pairs)
     return (pair[0] for pair in first), (pair[1] for pair in second)
+
+
+@functools.cache
+def cap_malloc_arenas() -> bool:
+    """Cap glibc's malloc arenas at MALLOC_ARENAS unless the user set MALLOC_ARENA_MAX. The remover's short-lived
+    worker threads and the codec's threads each take an arena, and memory freed in one is not reused by another:
+    without the cap the peak grew with the video's length (566 -> about 700 MB from 100 to 1000 frames at 432x240),
+    with it the peak is flat. True when the cap is set (glibc only)."""
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):
+        return False
+    return mallopt(M_ARENA_MAX, MALLOC_ARENAS) == 1
