@@ -3,12 +3,12 @@ the road goes with it, measured against the ground seen in other frames; on borr
 (no car, no shadow) the hole hardly grows; the benchmark's pieces on known inputs."""
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 
 from carremoval.inpainters import telea
-import itertools
-
 from carremoval.masks import components, dilate
 from carremoval.shadow_eval import (
     changed_region, clean_background, read_davis_clip, references, region_psnr, residual_shadow,
