@@ -15,6 +15,7 @@ from carremoval.masks import (
     fill_small_holes,
     iou,
     select_instance,
+    thin_parts,
     touches_border,
 )
 
@@ -106,3 +107,12 @@ def test_crop_box_adds_the_margin_and_clips_at_the_edge():
     assert crop_box(mask, 4) == (26, 0, 44, 24)
     assert crop_box(np.zeros((5, 5), bool), 4) is None
     assert not touches_border(mask) and touches_border(mask[:, 35:])
+
+
+def test_thin_parts_are_the_cracks_even_at_the_border_and_not_a_blob():
+    mask = np.zeros((60, 80), bool)
+    mask[10:40, 0:30] = True          # a blob touching the left border
+    mask[50:52, 0:80] = True          # a 2-px crack from border to border
+    thin = thin_parts(mask, 5)
+    assert thin[50:52].all()
+    assert not thin[14:36, 0:26].any()   # the blob's inside (its rim may go: the opening rounds its corners)

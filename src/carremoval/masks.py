@@ -49,6 +49,15 @@ def small_parts(mask: np.ndarray, max_px: float) -> np.ndarray:
     return small[labels]
 
 
+def thin_parts(mask: np.ndarray, width: int) -> np.ndarray:
+    """The mask's pixels where no disc of `width` px fits (cracks, lines, a blob's thin rim): the mask minus its
+    opening."""
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
+    opened = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, disc, borderType=cv2.BORDER_CONSTANT,
+                              borderValue=0)   # OpenCV's default border would make a crack at the edge thick
+    return mask & ~opened.astype(bool)
+
+
 def instance_labels(mask: np.ndarray, gap: int) -> tuple[np.ndarray, int]:
     """Label the mask's pixels by instance: components closer than `gap` px (a car split by an occluder) join."""
     mask = mask.astype(np.uint8)

@@ -18,7 +18,7 @@ import numpy as np
 
 from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
-from carremoval.masks import crop_slices, dilate, prepare_mask, small_parts
+from carremoval.masks import crop_slices, dilate, prepare_mask, small_parts, thin_parts
 from carremoval.shadow import (
     ShadowSettings, attached_change, effects_region, shadow_mask, shadow_search_region, shadow_where_darker,
 )
@@ -33,6 +33,9 @@ THREADS = 4   # a window's independent pieces of work (flows, fills, shadows) ru
 SPECK_SHARE = 0.0005   # what is left in a frame in pieces smaller than this share of it is interpolated, not inpainted
                        # (hundreds of specks along the flow's seams: one inpainter call each made a 972x540 clip
                        # run at 0.3 frames/s)
+CRACK_PX = 5           # ... and so are the cracks narrower than this that the propagation leaves across a large hole
+                       # (car-roundabout: 11,000 px of thin arcs beside a 12,000 px blob made the inpainter's crop the
+                       # whole frame, and the blob a blocky smear)
 
 
 @dataclass(frozen=True)
@@ -398,34 +401,56 @@ class TemporalRemover:
         fill.colours[ys, xs] = corrected[ys - rows.start, xs - cols.start]
 
     def _make_up(self, window: Window, t: int, fill: _Fill, missing: np.ndarray) -> None:
-        """Inpaint a keyframe's unseen pixels once; they become a source the other frames copy from."""
+        """Inpaint a keyframe's unseen pixels once (specks and cracks interpolated, see `_split_missing`); they
+        become a source the other frames copy from."""
         self.stats.keyframes += 1
-        made = self._inpaint_into(window.colours[t], fill, missing)
+        smooth, inpaint = self._split_missing(missing)
+        made = self._interpolate_into(window.colours[t], fill, smooth, missing)
+        if inpaint.any():
+            made = self._inpaint_into(window.colours[t], made, inpaint)
         window.colours[t][missing] = np.clip(np.rint(made.colours[missing]), 0, 255).astype(np.uint8)
         window.known[t] = window.known[t] | missing
 
     def _fill_rest(self, image: np.ndarray, fill: _Fill, missing: np.ndarray) -> _Fill:
-        """Fill what neither the other frames nor a keyframe gave, in this frame alone: a larger area by the
-        inpainter, a few scattered pixels and the specks beside a larger area by smooth interpolation from around
-        them."""
-        count = int(missing.sum())
-        if count == 0:
+        """Fill what neither the other frames nor a keyframe gave, in this frame alone: a few scattered pixels,
+        the specks and the cracks by smooth interpolation from around them, a larger area by the inpainter."""
+        if not missing.any():
             return fill
-        if count > self.config.smooth_residual * missing.size:
-            specks = small_parts(missing, SPECK_SHARE * missing.size)
-            if (missing & ~specks).any():
-                self.stats.frame_fills += 1
-                fill = self._inpaint_into(image, fill, missing & ~specks)
-            missing = specks
-            if not missing.any():
-                return fill
-        self.stats.smooth_fills += 1
-        rows, cols = crop_slices(missing, margin=4)
+        if missing.sum() <= self.config.smooth_residual * missing.size:
+            smooth, inpaint = missing, np.zeros_like(missing)
+        else:
+            smooth, inpaint = self._split_missing(missing)
+        if smooth.any():
+            self.stats.smooth_fills += 1
+            fill = self._interpolate_into(image, fill, smooth, missing)
+        if inpaint.any():
+            self.stats.frame_fills += 1
+            fill = self._inpaint_into(image, fill, inpaint)
+        return fill
+
+    @staticmethod
+    def _split_missing(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(what is interpolated: pieces under SPECK_SHARE of the frame and cracks narrower than CRACK_PX, what
+        the inpainter fills): cracks across a large hole would make the inpainter work on the hole's whole
+        extent, and specks would cost a call each."""
+        speck_px = SPECK_SHARE * missing.size
+        specks = small_parts(missing, speck_px)
+        thick = missing & ~specks & ~thin_parts(missing & ~specks, CRACK_PX)
+        inpaint = thick & ~small_parts(thick, speck_px)   # not the knots where cracks cross
+        return missing & ~inpaint, inpaint
+
+    @staticmethod
+    def _interpolate_into(image: np.ndarray, fill: _Fill, region: np.ndarray, unknown: np.ndarray) -> _Fill:
+        """Fill `region` by membrane interpolation from the pixels around it that are not `unknown` (the frame
+        with its fill in place)."""
+        if not region.any():
+            return fill
+        rows, cols = crop_slices(region, margin=4)
         local = np.where(fill.filled[rows, cols, None], fill.colours[rows, cols], image[rows, cols])
-        smooth = smooth_fill(local.astype(np.float32), ~missing[rows, cols])
+        smooth = smooth_fill(local.astype(np.float32), ~unknown[rows, cols])
         colours = fill.colours.copy()
-        colours[rows, cols][missing[rows, cols]] = smooth[missing[rows, cols]]
-        return _Fill(colours, fill.filled | missing, fill.real & ~missing)
+        colours[rows, cols][region[rows, cols]] = smooth[region[rows, cols]]
+        return _Fill(colours, fill.filled | region, fill.real & ~region)
 
     def _inpaint_into(self, image: np.ndarray, fill: _Fill, missing: np.ndarray) -> _Fill:
         """Fill `missing` with the inpainter, given the frame with everything else of the fill in place."""
