@@ -433,10 +433,8 @@ class TemporalRemover:
         """(what is interpolated: pieces under SPECK_SHARE of the frame and cracks narrower than CRACK_PX, what
         the inpainter fills): cracks across a large hole would make the inpainter work on the hole's whole
         extent, and specks would cost a call each."""
-        speck_px = SPECK_SHARE * missing.size
-        specks = small_parts(missing, speck_px)
-        thick = missing & ~specks & ~thin_parts(missing & ~specks, CRACK_PX)
-        inpaint = thick & ~small_parts(thick, speck_px)   # not the knots where cracks cross
+        thick = missing & ~thin_parts(missing, CRACK_PX)   # the opening works per component: specks stay specks
+        inpaint = thick & ~small_parts(thick, SPECK_SHARE * missing.size)   # nor the knots where cracks cross
         return missing & ~inpaint, inpaint
 
     @staticmethod
