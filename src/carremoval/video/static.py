@@ -3,16 +3,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from carremoval.video.flow import global_motion
-
 UNSEEN = np.iinfo(np.uint16).max
 
 
-def camera_motion(flows: list[np.ndarray], small_holes: list[np.ndarray], scale: float) -> float:
-    """The window's camera motion: median over frame pairs of the median background displacement (px)."""
-    if not flows:
+def camera_motion(pair_motions: list[float]) -> float:
+    """The window's camera motion: median over frame pairs of their median background displacement (px,
+    `flow.global_motion`)."""
+    if not pair_motions:
         return float("inf")
-    return float(np.median([global_motion(flow, hole, scale) for flow, hole in zip(flows, small_holes)]))
+    return float(np.median(pair_motions))
 
 
 class BackgroundModel:

@@ -23,7 +23,7 @@ from carremoval.shadow import (
     ShadowSettings, attached_change, effects_region, shadow_mask, shadow_search_region, shadow_where_darker,
 )
 from carremoval.blending import nearest_values, remap_points, ring_around, seam_correct, smooth_fill
-from carremoval.video.flow import FlowEstimator, FlowSettings, in_frame, sample_flow
+from carremoval.video.flow import FlowEstimator, FlowSettings, global_motion, in_frame, sample_flow
 from carremoval.video.propagation import Pointers, Window, fill_targets, make_targets, propagate
 from carremoval.video.static import BackgroundModel, camera_motion
 
@@ -170,6 +170,7 @@ class TemporalRemover:
         self.pushed = 0
         self.forward: dict[int, np.ndarray] = {}
         self.backward: dict[int, np.ndarray] = {}
+        self.motion: dict[int, float] = {}           # each pair's background displacement, by its first frame
 
     def push(self, image: np.ndarray, mask: np.ndarray) -> list[np.ndarray]:
         index, self.pushed = self.pushed, self.pushed + 1
@@ -213,6 +214,7 @@ class TemporalRemover:
         kept = {frame.index for frame in self.buffer}
         self.forward = {i: flow for i, flow in self.forward.items() if i in kept and i + 1 in kept}
         self.backward = {i: flow for i, flow in self.backward.items() if i in kept and i - 1 in kept}
+        self.motion = {i: motion for i, motion in self.motion.items() if i in self.forward}
         return outputs
 
     def _compose(self, frame: _Frame, fill: _Fill | None) -> tuple[np.ndarray, np.ndarray]:
@@ -283,8 +285,7 @@ class TemporalRemover:
         self.stats.windows += 1
         self._compute_flows(frames)
         pairs = range(len(frames) - 1)
-        motion = camera_motion([self.forward[frames[t].index] for t in pairs],
-                               [frames[t].small_hole for t in pairs], self.flow.scale)
+        motion = camera_motion([self.motion[frames[t].index] for t in pairs])
         static = motion < self.config.static_motion_px
         window = self._window(frames, new, cars_only=static)
         if static:
@@ -295,11 +296,18 @@ class TemporalRemover:
 
     def _compute_flows(self, frames: list[_Frame]) -> None:
         pairs = [(before, after) for before, after in zip(frames, frames[1:]) if before.index not in self.forward]
-        compute = lambda pair: self.estimator.completed_pair(pair[0].grey, pair[1].grey, pair[0].small_hole,
-                                                             pair[1].small_hole)
+        compute = lambda pair: self._flow_pair(*pair)
         flows = _in_threads(compute, pairs) if self.estimator.thread_safe else [compute(pair) for pair in pairs]
-        for (before, after), (forward, backward) in zip(pairs, flows):
+        for (before, after), (forward, backward, motion) in zip(pairs, flows):
             self.forward[before.index], self.backward[after.index] = forward, backward
+            self.motion[before.index] = motion
+
+    def _flow_pair(self, before: _Frame, after: _Frame) -> tuple[np.ndarray, np.ndarray, float]:
+        """The completed forward and backward flows of two neighbouring frames, and the background's motion
+        between them (once per pair, in the flows' thread)."""
+        forward, backward = self.estimator.completed_pair(before.grey, after.grey, before.small_hole,
+                                                          after.small_hole)
+        return forward, backward, global_motion(forward, before.small_hole, self.flow.scale)
 
     def _window(self, frames: list[_Frame], new: list[int], cars_only: bool = False) -> Window:
         """The window's frames as sources and targets. A frame's whole hole (where a shadow may be, too) is no
@@ -335,7 +343,10 @@ class TemporalRemover:
         missing = {t: self._hole(window, t) & ~fills[t].filled for t in holed}
         for t in holed:  # what is filled now is a source too, so made-up pixels can be carried through it
             fill = fills[t]
-            window.colours[t][fill.filled] = np.clip(np.rint(fill.colours[fill.filled]), 0, 255).astype(np.uint8)
+            if fill.filled.any():   # written within the fill's box only: whole-frame indexing cost 4% of the time
+                rows, cols = crop_slices(fill.filled, margin=0)
+                np.copyto(window.colours[t][rows, cols], np.clip(np.rint(fill.colours[rows, cols]), 0, 255),
+                          casting="unsafe", where=fill.filled[rows, cols, None])
             window.known[t] = window.known[t] | fill.filled
             window.real[t] = window.real[t] | fill.real
         for _ in range(self.config.max_keyframes):
