@@ -42,6 +42,8 @@ class ShadowSettings:
     change_seed: float = 40.0     # fixed camera: a pixel beside the car whose largest channel differs from the clean
                                   # background by more than this starts an attached change ...
     change_grow: float = 20.0     # ... and pixels differing by more than this, connected to it, extend it
+    own_ground_ratio: float = 0.95  # video, panning camera: a shadow is also at most this bright against the
+                                    # frame's own ground beside the car (not only against what other frames saw)
     min_body_px: int = 30         # smaller cars get no shadow
     work_px: int = 24             # the photo's ground estimate is computed where the car's reach is this many px
 
@@ -52,6 +54,8 @@ class ShadowSettings:
             raise ValueError("shadow: reach, max_chroma and max_growth must be > 0, lower_part in [0, 1]")
         if not 0 < self.change_grow <= self.change_seed:
             raise ValueError("shadow: expected 0 < change_grow <= change_seed")
+        if not 0 < self.own_ground_ratio <= 1:
+            raise ValueError("shadow: own_ground_ratio must be in (0, 1]")
         if self.sideways is not None and self.sideways < 0:
             raise ValueError("shadow: sideways must be >= 0 (or None)")
 
@@ -198,18 +202,36 @@ def cars(body: np.ndarray, settings: ShadowSettings) -> list[np.ndarray]:
 
 def _car_shadow(rgb: np.ndarray, car: np.ndarray, settings: ShadowSettings) -> np.ndarray:
     region = search_region(car, settings)
-    if not region.any():
-        return region
+    shadow = np.zeros(car.shape, bool)
+    if region.any():
+        rows, cols = _ground_crop(car, settings)
+        ratio, chroma = darkness(rgb[rows, cols], ground_estimate(rgb[rows, cols], car[rows, cols], region[rows, cols],
+                                                                  settings))
+        shadow[rows, cols] = shadow_from_ratio(ratio, chroma, car[rows, cols], region[rows, cols], settings)
+    return shadow
+
+
+def _ground_crop(car: np.ndarray, settings: ShadowSettings) -> tuple[slice, slice]:
+    """The car with room around it for the ground estimate: twice its reach on every side."""
     margin = 2 * reach_px(car, settings) + 4
     x0, y0, x1, y1 = bounding_box(car)
-    rows = slice(max(0, y0 - margin), min(car.shape[0], y1 + margin))
-    cols = slice(max(0, x0 - margin), min(car.shape[1], x1 + margin))
-    crop, crop_car, crop_region = rgb[rows, cols], car[rows, cols], region[rows, cols]
-    reference = ground_estimate(crop, crop_car, crop_region, settings)
-    ratio, chroma = darkness(crop, reference)
-    shadow = np.zeros(car.shape, bool)
-    shadow[rows, cols] = shadow_from_ratio(ratio, chroma, crop_car, crop_region, settings)
-    return shadow
+    return (slice(max(0, y0 - margin), min(car.shape[0], y1 + margin)),
+            slice(max(0, x0 - margin), min(car.shape[1], x1 + margin)))
+
+
+def darker_than_own_ground(rgb: np.ndarray, body: np.ndarray, settings: ShadowSettings) -> np.ndarray:
+    """The pixels within each car's search region at most `own_ground_ratio` as bright as the frame's own ground
+    beside the car (the photo rule's estimate). A shadow is darker than the ground around it in the same frame;
+    a panning camera's other frames may show another ground there (a dashcam passes from asphalt to concrete)."""
+    darker = np.zeros(body.shape, bool)
+    for car in cars(np.asarray(body, bool), settings):
+        region = search_region(car, settings)
+        if region.any():
+            rows, cols = _ground_crop(car, settings)
+            ground = ground_estimate(rgb[rows, cols], car[rows, cols], region[rows, cols], settings)
+            darker[rows, cols] |= region[rows, cols] & (luma(rgb[rows, cols]) <= settings.own_ground_ratio
+                                                        * np.maximum(luma(ground), 1.0))
+    return darker
 
 
 def shadow_search_region(body: np.ndarray, settings: ShadowSettings = ShadowSettings()) -> np.ndarray:

@@ -20,7 +20,8 @@ from carremoval.inpainters import Inpainter
 from carremoval.io import InputError
 from carremoval.masks import crop_slices, dilate, prepare_mask, small_parts, thin_parts
 from carremoval.shadow import (
-    ShadowSettings, attached_change, effects_region, shadow_mask, shadow_search_region, shadow_where_darker,
+    ShadowSettings, attached_change, darker_than_own_ground, effects_region, shadow_mask, shadow_search_region,
+    shadow_where_darker,
 )
 from carremoval.blending import nearest_values, remap_points, ring_around, seam_correct, smooth_fill
 from carremoval.video.flow import FlowEstimator, FlowSettings, global_motion, in_frame, sample_flow
@@ -239,6 +240,8 @@ class TemporalRemover:
         against the ground around the car. A fixed camera also takes whatever else beside the car differs from
         its clean background and is attached to it (`_attached_change`)."""
         region = frame.hole & ~frame.body
+        if not static and region.any():
+            region &= darker_than_own_ground(frame.image, frame.body, self.shadow_settings)
         shadow = np.zeros(region.shape, bool)
         if fill is not None and region.any():
             background = np.clip(np.rint(fill.colours), 0, 255).astype(np.uint8)
