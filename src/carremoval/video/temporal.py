@@ -237,8 +237,10 @@ class TemporalRemover:
         the car and this. The shadow is what is darker than the fill: it starts where the fill shows the ground as
         another frame saw it, and extends from there over the made-up fill (where no frame saw the ground); a
         shadow wholly in the made-up fill (against which any ground may look darker) is left to the photo rule,
-        against the ground around the car. A fixed camera also takes whatever else beside the car differs from
-        its clean background and is attached to it (`_attached_change`)."""
+        against the ground around the car. A moving camera's other frames may show other ground (asphalt, then
+        concrete), so there a shadow must also be darker than the frame's own ground beside the car. A fixed
+        camera also takes whatever else beside the car differs from its clean background and is attached to it
+        (`_attached_change`)."""
         region = frame.hole & ~frame.body
         if not static and region.any():
             region &= darker_than_own_ground(frame.image, frame.body, self.shadow_settings)
