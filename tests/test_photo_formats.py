@@ -3,6 +3,7 @@ palette transparency, ICC profiles, lossless WebP, animations, masks that would 
 mode and depth of every output where its format can hold them."""
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 
 import cv2
@@ -48,7 +49,10 @@ def palette_photo() -> Image.Image:
     return Image.fromarray(blocks).quantize(64)
 
 
+@cache
 def srgb_profile() -> bytes:
+    """One sRGB profile for the whole run: LittleCMS stamps each new profile with the time of day, so two made
+    a second apart differ."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
