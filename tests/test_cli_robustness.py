@@ -368,3 +368,23 @@ def test_docs_cli_says_where_the_model_is_looked_for_and_which_formats_are_writt
     for phrase in ("$CARREMOVAL_MODEL", ".cache/carremoval/generator.pt", "`.avi`: MJPEG", "`.gif`: a palette",
                    "`INPUT_nocar.mp4`", "130 / 143"):
         assert phrase in text
+
+
+def test_the_textured_fill_never_copies_the_cars_left_in_the_photo(tmp_path, shared_data, tiny_model, monkeypatch):
+    """With --cars largest the other cars stay in the photo: the texture synthesis is told to copy none of them
+    (the segmenter's every car), not only none of the hole."""
+    import carremoval.inpainters
+
+    calls = []
+    synthesize = carremoval.inpainters.synthesize_texture
+
+    def recording(image, hole, structure, exclude=None, **kwargs):
+        calls.append((hole, exclude))
+        return synthesize(image, hole, structure, exclude=exclude, **kwargs)
+
+    monkeypatch.setattr(carremoval.inpainters, "synthesize_texture", recording)
+    photo = shared_data / "photos/cars/udacity_test1.jpg"   # a black car and a white car ahead
+    assert main(["remove", str(photo), "-o", str(tmp_path / "out.png"), "--cars", "largest", "--model",
+                 str(tiny_model), "--shadow", "off", "--device", "cpu"]) == EXIT_OK
+    (hole, exclude), = calls
+    assert exclude is not None and (exclude & ~hole).sum() > 2000, "the car left in the photo is not a source"

@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -167,9 +167,11 @@ def is_photo(path: Path) -> bool:
     return path.suffix.lower() in Image.registered_extensions() and not is_video_path(path)
 
 
-def build_inpainter(args: argparse.Namespace, device, video: bool = False):
+def build_inpainter(args: argparse.Namespace, device, video: bool = False,
+                    find_cars: Callable[[np.ndarray], np.ndarray] | None = None):
     """The Inpainter for holes no frame shows: the trained generator (with texture synthesis, or alone), or a
-    classical baseline; a video's keyframes get the texture synthesis' video settings."""
+    classical baseline; a video's keyframes get the texture synthesis' video settings. The texture synthesis
+    never copies the pixels `find_cars` (an RGB image -> HxW bool) gives."""
     from carremoval.exemplar import ExemplarSettings
     from carremoval.inpainters import TexturedInpainter, cv2_inpainter, patchmatch
     from carremoval.removal import CropPolicy, GeneratorInpainter
@@ -182,7 +184,7 @@ def build_inpainter(args: argparse.Namespace, device, video: bool = False):
     generator = GeneratorInpainter.from_checkpoint(model, device, CropPolicy(feather_px=args.dilate // 2))
     if args.inpainter != "textured":
         return generator
-    return TexturedInpainter(generator, ExemplarSettings().for_video() if video else ExemplarSettings())
+    return TexturedInpainter(generator, ExemplarSettings().for_video() if video else ExemplarSettings(), find_cars)
 
 
 def default_segmenter_weights() -> str:
@@ -229,6 +231,15 @@ def photo_mask(args: argparse.Namespace, rgb: np.ndarray) -> np.ndarray:
     return prepare_mask(mask, args.dilate, args.shadow_margin)
 
 
+def cars_left(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray] | None:
+    """With automatic masks that keep only the largest car, every car the segmenter finds, so that the fill
+    never copies the cars left in the photo (with `--cars all` they are all in the hole already)."""
+    if args.masks != "auto" or args.cars != "largest" or args.inpainter != "textured":
+        return None
+    segmenter = build_segmenter(args, "photo", keep="all")
+    return lambda image: segmenter.masks([image])[0]
+
+
 def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
     from carremoval.photo_io import load_photo, save_photo
     from carremoval.removal import remove_from_photo
@@ -238,7 +249,7 @@ def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
     if mask.all():
         raise InputError(f"{args.input}: the mask ({args.masks}) covers the whole photo: there is no background "
                          "left to fill it from")
-    inpaint = build_inpainter(args, device) if mask.any() else None
+    inpaint = build_inpainter(args, device, find_cars=cars_left(args)) if mask.any() else None
     result = remove_from_photo(photo, mask, inpaint)
     save_photo(result, output)
     if args.save_masks is not None:
