@@ -212,12 +212,19 @@ def build_segmenter(args: argparse.Namespace, kind: str, keep: str = "all"):
                           "Give masks instead: --masks DIR (one PNG per frame) or --masks FILE.") from None
 
 
-def photo_mask(args: argparse.Namespace, rgb: np.ndarray) -> np.ndarray:
+def photo_mask(args: argparse.Namespace, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """The hole to fill, and the cars the segmenter sees but leaves in the photo (`--cars largest`: the others),
+    which the fill must never copy; None unless the masks are automatic and keep the largest car."""
     from carremoval.masks import prepare_mask
     from carremoval.shadow import shadow_mask
 
+    cars_left = None
     if args.masks == "auto":
-        mask = build_segmenter(args, "photo", keep="largest" if args.cars == "largest" else "all").masks([rgb])[0]
+        segmenter = build_segmenter(args, "photo", keep="largest" if args.cars == "largest" else "all")
+        probability = segmenter.probability(rgb)
+        mask = segmenter.mask_from_probability(probability)
+        if args.cars == "largest":
+            cars_left = segmenter.mask_from_probability(probability, keep="all") & ~mask
     else:
         source = Path(args.masks)
         if source.is_dir():
@@ -228,16 +235,7 @@ def photo_mask(args: argparse.Namespace, rgb: np.ndarray) -> np.ndarray:
         mask = read_mask(source, shape=rgb.shape[:2])
     if args.shadow == "auto":
         mask = mask | shadow_mask(rgb, mask)
-    return prepare_mask(mask, args.dilate, args.shadow_margin)
-
-
-def cars_left(args: argparse.Namespace) -> Callable[[np.ndarray], np.ndarray] | None:
-    """With automatic masks that keep only the largest car, every car the segmenter finds, so that the fill
-    never copies the cars left in the photo (with `--cars all` they are all in the hole already)."""
-    if args.masks != "auto" or args.cars != "largest" or args.inpainter != "textured":
-        return None
-    segmenter = build_segmenter(args, "photo", keep="all")
-    return lambda image: segmenter.masks([image])[0]
+    return prepare_mask(mask, args.dilate, args.shadow_margin), cars_left
 
 
 def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
@@ -245,11 +243,12 @@ def remove_photo(args: argparse.Namespace, output: Path, device) -> str:
     from carremoval.removal import remove_from_photo
 
     photo = load_photo(args.input)
-    mask = photo_mask(args, photo.rgb)
+    mask, cars_left = photo_mask(args, photo.rgb)
     if mask.all():
         raise InputError(f"{args.input}: the mask ({args.masks}) covers the whole photo: there is no background "
                          "left to fill it from")
-    inpaint = build_inpainter(args, device, find_cars=cars_left(args)) if mask.any() else None
+    find_cars = None if cars_left is None else lambda image: cars_left   # the photo's own cars, found above
+    inpaint = build_inpainter(args, device, find_cars=find_cars) if mask.any() else None
     result = remove_from_photo(photo, mask, inpaint)
     save_photo(result, output)
     if args.save_masks is not None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
@@ -181,8 +181,10 @@ class Segmenter:
         """Per image, an HxW bool car mask: probability above the threshold, then cleaned."""
         return [self.mask_from_probability(prob) for prob in self.probabilities(images)]
 
-    def mask_from_probability(self, probability: np.ndarray) -> np.ndarray:
-        return clean_mask(probability > self.config.threshold, self.config.cleaning)
+    def mask_from_probability(self, probability: np.ndarray, keep: str | None = None) -> np.ndarray:
+        """The cleaned mask of a probability map; `keep` (all, largest, center) overrides the configured choice."""
+        cleaning = self.config.cleaning if keep is None else replace(self.config.cleaning, keep=keep)
+        return clean_mask(probability > self.config.threshold, cleaning)
 
     def describe(self) -> str:
         return f"{self.config.model} with {self.weights_source} on {self.device}"

@@ -242,10 +242,10 @@ class TemporalRemover:
         camera also takes whatever else beside the car differs from its clean background and is attached to it
         (`_attached_change`)."""
         region = frame.hole & ~frame.body
-        if not static and region.any():
-            region &= darker_than_own_ground(frame.image, frame.body, self.shadow_settings)
         shadow = np.zeros(region.shape, bool)
         if fill is not None and region.any():
+            if not static:
+                region &= darker_than_own_ground(frame.image, frame.body, self.shadow_settings)
             background = np.clip(np.rint(fill.colours), 0, 255).astype(np.uint8)
             shadow = shadow_where_darker(frame.image, background, frame.body, region, self.shadow_settings,
                                          self.config.dilate_px, seen=region & fill.real)
