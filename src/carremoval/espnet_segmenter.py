@@ -139,7 +139,7 @@ class EspnetCarSegmenter:
             raise ValueError(f"the model has {model.num_classes} classes, {self.spec.name} has "
                              f"{self.spec.num_classes}")
         self.device = select_device(None if device is None else str(device))
-        self.model = model.to(self.device).eval()
+        self.model = model.to(self.device, memory_format=torch.channels_last).eval()   # CPU: 0.65-0.7x the time
         chosen = self.spec.default_classes if classes is None else tuple(classes)
         if not chosen:
             raise ValueError("classes must name at least one class")
@@ -184,7 +184,7 @@ class EspnetCarSegmenter:
         if self.equalize:
             resized = equalize_lightness(resized)
         x = torch.from_numpy(resized).to(self.device).permute(2, 0, 1)[None].float() / 255.0
-        return (x - self._mean) / self._std
+        return ((x - self._mean) / self._std).contiguous(memory_format=torch.channels_last)
 
     @torch.no_grad()
     def network_logits(self, rgb: np.ndarray) -> torch.Tensor:
