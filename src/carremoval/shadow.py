@@ -161,15 +161,17 @@ def cap_growth(shadow: np.ndarray, body: np.ndarray, settings: ShadowSettings) -
     return shadow & (distance < cut)
 
 
-def ground_estimate(rgb: np.ndarray, body: np.ndarray, region: np.ndarray, settings: ShadowSettings) -> np.ndarray:
-    """A smooth image of the clean ground: normalised convolution of the pixels around the car that are neither
-    car nor dark, twice (the second time without the pixels the first estimate finds dark)."""
+def ground_estimate(rgb: np.ndarray, body: np.ndarray, region: np.ndarray, settings: ShadowSettings,
+                    other_cars: np.ndarray | None = None) -> np.ndarray:
+    """A smooth image of the clean ground: normalised convolution of the pixels around the car (`body`) that are
+    not a car (it, or one of `other_cars`), twice: the second time also without the pixels the first estimate
+    finds dark (a shadow) or as much brighter (lane markings, a paler lane beside the car's)."""
     reach = reach_px(body, settings)
     scale = min(1.0, settings.work_px / reach)
     height, width = body.shape
     size = (max(round(width * scale), 8), max(round(height * scale), 8))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    avoid = dilate(body, 2)
+    avoid = dilate(body if other_cars is None else body | other_cars, 2)
     box = bounding_box(body)
     avoid[:box[1] + int(settings.lower_part * (box[3] - box[1]))] = True  # the ground level with the car's lower part
     avoid = cv2.resize(avoid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
@@ -177,8 +179,9 @@ def ground_estimate(rgb: np.ndarray, body: np.ndarray, region: np.ndarray, setti
     weights = (~avoid).astype(np.float32)
     for _ in range(2):
         estimate = normalised_blur(small, weights, sigma)
-        dark = luma(small) < settings.grow_ratio * luma(estimate)
-        weights = (~avoid & ~dark).astype(np.float32)
+        brightness, expected = luma(small), luma(estimate)
+        outlier = (brightness < settings.grow_ratio * expected) | (brightness * settings.grow_ratio > expected)
+        weights = (~avoid & ~outlier).astype(np.float32)
     return cv2.resize(estimate, (width, height), interpolation=cv2.INTER_LINEAR)
 
 
@@ -189,7 +192,7 @@ def shadow_mask(rgb: np.ndarray, body: np.ndarray, settings: ShadowSettings = PH
         return np.zeros(body.shape, bool)
     shadow = np.zeros(body.shape, bool)
     for car in cars(body, settings):
-        shadow |= _car_shadow(rgb, car, settings)
+        shadow |= _car_shadow(rgb, car, settings, body)
     return shadow & ~body
 
 
@@ -200,13 +203,14 @@ def cars(body: np.ndarray, settings: ShadowSettings) -> list[np.ndarray]:
     return [car for car in found if car.sum() >= settings.min_body_px]
 
 
-def _car_shadow(rgb: np.ndarray, car: np.ndarray, settings: ShadowSettings) -> np.ndarray:
+def _car_shadow(rgb: np.ndarray, car: np.ndarray, settings: ShadowSettings, body: np.ndarray) -> np.ndarray:
+    """One car's shadow against the ground around it (the mask's other cars, `body`, are no ground)."""
     region = search_region(car, settings)
     shadow = np.zeros(car.shape, bool)
     if region.any():
         rows, cols = _ground_crop(car, settings)
-        ratio, chroma = darkness(rgb[rows, cols], ground_estimate(rgb[rows, cols], car[rows, cols], region[rows, cols],
-                                                                  settings))
+        ground = ground_estimate(rgb[rows, cols], car[rows, cols], region[rows, cols], settings, body[rows, cols])
+        ratio, chroma = darkness(rgb[rows, cols], ground)
         shadow[rows, cols] = shadow_from_ratio(ratio, chroma, car[rows, cols], region[rows, cols], settings)
     return shadow
 
@@ -223,12 +227,13 @@ def darker_than_own_ground(rgb: np.ndarray, body: np.ndarray, settings: ShadowSe
     """The pixels within each car's search region at most `own_ground_ratio` as bright as the frame's own ground
     beside the car (the photo rule's estimate). A shadow is darker than the ground around it in the same frame;
     a panning camera's other frames may show another ground there (a dashcam passes from asphalt to concrete)."""
+    body = np.asarray(body, bool)
     darker = np.zeros(body.shape, bool)
-    for car in cars(np.asarray(body, bool), settings):
+    for car in cars(body, settings):
         region = search_region(car, settings)
         if region.any():
             rows, cols = _ground_crop(car, settings)
-            ground = ground_estimate(rgb[rows, cols], car[rows, cols], region[rows, cols], settings)
+            ground = ground_estimate(rgb[rows, cols], car[rows, cols], region[rows, cols], settings, body[rows, cols])
             darker[rows, cols] |= region[rows, cols] & (luma(rgb[rows, cols]) <= settings.own_ground_ratio
                                                         * np.maximum(luma(ground), 1.0))
     return darker
