@@ -297,7 +297,7 @@ class TemporalRemover:
             self.stats.static_windows += 1
             return self._fill_static(window, new, self._effects_region(frames, new)), True
         self.background.reset()
-        return self._fill_moving(window, new), False
+        return self._fill_moving(window, new, [frame.body for frame in frames]), False
 
     def _compute_flows(self, frames: list[_Frame]) -> None:
         pairs = [(before, after) for before, after in zip(frames, frames[1:]) if before.index not in self.forward]
@@ -338,7 +338,7 @@ class TemporalRemover:
         fixed = np.array([t not in new for t in range(len(frames))])
         return Window(colours, known, real, targets, forward, backward, fixed)
 
-    def _fill_moving(self, window: Window, new: list[int]) -> dict[int, _Fill]:
+    def _fill_moving(self, window: Window, new: list[int], bodies: list[np.ndarray | None]) -> dict[int, _Fill]:
         """Propagate along the flow; make up what no frame shows on one keyframe at a time, then carry it."""
         holed = [t for t in new if window.targets[t] is not None]
         past, future = self._both_ways(window)
@@ -358,6 +358,7 @@ class TemporalRemover:
             keyframe = max(holed, key=lambda t: np.count_nonzero(missing[t]))
             if not missing[keyframe].any():
                 break
+            self._keep_own_ground(window, keyframe, fills[keyframe], missing[keyframe], bodies[keyframe])
             self._make_up(window, keyframe, fills[keyframe], missing[keyframe])
             self._carry(window, fills, missing, new, keyframe)
         for t in holed:
@@ -415,6 +416,22 @@ class TemporalRemover:
         extended = nearest_values(fill.colours[rows, cols], carried[rows, cols])
         corrected = seam_correct(frame, extended, carried[rows, cols], ring[rows, cols])
         fill.colours[ys, xs] = corrected[ys - rows.start, xs - cols.start]
+
+    def _keep_own_ground(self, window: Window, t: int, fill: _Fill, missing: np.ndarray, body: np.ndarray | None
+                         ) -> None:
+        """On a keyframe, where no other frame saw the ground beside the car (its shadow search region), the
+        frame's own pixels stand for it, except where the photo rule sees the car's shadow: the car and its shadow
+        are then made up with the real ground around them as context, not inside a hole twice the car's size (a
+        dashcam's cars: a pale, pebbled patch). They are carried like made-up pixels (`real` stays False)."""
+        unseen = missing & ~body if body is not None else None
+        if unseen is None or not unseen.any():
+            return
+        image = window.colours[t]
+        own = unseen & ~dilate(shadow_mask(image, body), self.config.dilate_px)
+        fill.colours[own] = image[own]
+        fill.filled[own] = True
+        missing[own] = False
+        window.known[t] = window.known[t] | own
 
     def _make_up(self, window: Window, t: int, fill: _Fill, missing: np.ndarray) -> None:
         """Inpaint a keyframe's unseen pixels once (specks and cracks interpolated, see `_split_missing`); they
