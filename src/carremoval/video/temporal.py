@@ -423,11 +423,10 @@ class TemporalRemover:
         frame's own pixels stand for it, except where the photo rule sees the car's shadow: the car and its shadow
         are then made up with the real ground around them as context, not inside a hole twice the car's size (a
         dashcam's cars: a pale, pebbled patch). They are carried like made-up pixels (`real` stays False)."""
-        unseen = missing & ~body if body is not None else None
-        if unseen is None or not unseen.any():
+        if body is None or not (missing & ~body).any():
             return
         image = window.colours[t]
-        own = unseen & ~dilate(shadow_mask(image, body), self.config.dilate_px)
+        own = missing & ~body & ~dilate(shadow_mask(image, body), self.config.dilate_px)
         fill.colours[own] = image[own]
         fill.filled[own] = True
         missing[own] = False
