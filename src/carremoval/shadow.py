@@ -161,18 +161,17 @@ def cap_growth(shadow: np.ndarray, body: np.ndarray, settings: ShadowSettings) -
     return shadow & (distance < cut)
 
 
-def ground_estimate(rgb: np.ndarray, body: np.ndarray, region: np.ndarray, settings: ShadowSettings,
-                    other_cars: np.ndarray | None = None) -> np.ndarray:
-    """A smooth image of the clean ground: normalised convolution of the pixels around the car (`body`) that are
-    not a car (it, or one of `other_cars`), twice: the second time also without the pixels the first estimate
-    finds dark (a shadow) or as much brighter (lane markings, a paler lane beside the car's)."""
-    reach = reach_px(body, settings)
+def ground_estimate(rgb: np.ndarray, car: np.ndarray, body: np.ndarray, settings: ShadowSettings) -> np.ndarray:
+    """A smooth image of the clean ground around `car`: normalised convolution of the pixels that are no car of
+    the mask (`body`, which holds `car`), twice: the second time also without the pixels the first estimate finds
+    dark (a shadow) or as much brighter (lane markings, a paler lane beside the car's)."""
+    reach = reach_px(car, settings)
     scale = min(1.0, settings.work_px / reach)
-    height, width = body.shape
+    height, width = car.shape
     size = (max(round(width * scale), 8), max(round(height * scale), 8))
     small = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA).astype(np.float32)
-    avoid = dilate(body if other_cars is None else body | other_cars, 2)
-    box = bounding_box(body)
+    avoid = dilate(body, 2)
+    box = bounding_box(car)
     avoid[:box[1] + int(settings.lower_part * (box[3] - box[1]))] = True  # the ground level with the car's lower part
     avoid = cv2.resize(avoid.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
     sigma = max(settings.work_px / 2, 2.0)
@@ -208,11 +207,17 @@ def _car_shadow(rgb: np.ndarray, car: np.ndarray, settings: ShadowSettings, body
     region = search_region(car, settings)
     shadow = np.zeros(car.shape, bool)
     if region.any():
-        rows, cols = _ground_crop(car, settings)
-        ground = ground_estimate(rgb[rows, cols], car[rows, cols], region[rows, cols], settings, body[rows, cols])
+        rows, cols, ground = _ground_beside(rgb, car, body, settings)
         ratio, chroma = darkness(rgb[rows, cols], ground)
         shadow[rows, cols] = shadow_from_ratio(ratio, chroma, car[rows, cols], region[rows, cols], settings)
     return shadow
+
+
+def _ground_beside(rgb: np.ndarray, car: np.ndarray, body: np.ndarray, settings: ShadowSettings
+                   ) -> tuple[slice, slice, np.ndarray]:
+    """The crop around `car` (`_ground_crop`) and the ground estimated in it, every car of `body` left out."""
+    rows, cols = _ground_crop(car, settings)
+    return rows, cols, ground_estimate(rgb[rows, cols], car[rows, cols], body[rows, cols], settings)
 
 
 def _ground_crop(car: np.ndarray, settings: ShadowSettings) -> tuple[slice, slice]:
@@ -232,8 +237,7 @@ def darker_than_own_ground(rgb: np.ndarray, body: np.ndarray, settings: ShadowSe
     for car in cars(body, settings):
         region = search_region(car, settings)
         if region.any():
-            rows, cols = _ground_crop(car, settings)
-            ground = ground_estimate(rgb[rows, cols], car[rows, cols], region[rows, cols], settings, body[rows, cols])
+            rows, cols, ground = _ground_beside(rgb, car, body, settings)
             darker[rows, cols] |= region[rows, cols] & (luma(rgb[rows, cols]) <= settings.own_ground_ratio
                                                         * np.maximum(luma(ground), 1.0))
     return darker
